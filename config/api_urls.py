@@ -1,0 +1,6 @@
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("agents.api_urls")),
+    path("", include("conversations.api_urls")),
+]

@@ -1,0 +1,11 @@
+"""Celery application: used only when CELERY_BROKER_URL is set (the `celery` runner)."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+
+app = Celery("lodestone")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

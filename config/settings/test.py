@@ -1,0 +1,19 @@
+"""Fast, deterministic settings for the test suite."""
+
+from config import env
+
+from .base import *  # noqa: F403
+from .base import DATABASES, VAR_DIR
+
+SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+WHITENOISE_USE_FINDERS = True
+ALLOWED_HOSTS = ["*"]
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory: the Celery worker and the live server that tests start as separate
+    # processes open the same test database.
+    DATABASES["default"]["TEST"] = {"NAME": env.get_str("LODESTONE_TEST_DB", str(VAR_DIR / "test-db.sqlite3"))}
+
+LODESTONE_CANCEL_POLL_SECONDS = 0.05

@@ -1,0 +1,118 @@
+"""The conversation socket: replays what a client missed, then streams live events.
+
+Connect to ``/ws/conversations/<id>/?after=<seq>`` (``&format=html`` for htmx fragments).
+Clients may send ``{"type": "message.post", "text": ...}`` and ``{"type": "run.cancel"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.exceptions import ValidationError
+
+from config.errors import ApplicationError
+from conversations import realtime, rendering, selectors, services
+from conversations.models import Conversation
+
+CLOSE_NOT_FOUND = 4404
+
+
+class ConversationConsumer(AsyncJsonWebsocketConsumer):
+    conversation_id: int
+    group: str
+    last_seq: int
+    html: bool
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        self.conversation_id = int(self.scope["url_route"]["kwargs"]["conversation_id"])
+        user_id = user.pk if user is not None and user.is_authenticated else None
+        if not await database_sync_to_async(selectors.conversation_owned)(
+            user_id=user_id, conversation_id=self.conversation_id
+        ):
+            # Unknown, or someone else's: indistinguishable on purpose.
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        try:
+            self.last_seq = max(int(query.get("after", ["0"])[0]), 0)
+        except ValueError:
+            self.last_seq = 0
+        self.html = query.get("format", ["json"])[0] == "html"
+        self.group = realtime.group_name(self.conversation_id)
+        # Join first, then replay: anything published meanwhile is deduplicated by seq.
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        missed = await database_sync_to_async(selectors.messages_after)(
+            conversation_id=self.conversation_id, after=self.last_seq
+        )
+        for message in missed:
+            await self.conversation_message({"type": realtime.MESSAGE, "message": message})
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    # --- events from the channel layer
+    async def conversation_message(self, event: dict[str, Any]) -> None:
+        message = event["message"]
+        if message["seq"] <= self.last_seq:
+            return
+        self.last_seq = message["seq"]
+        if self.html:
+            await self.send(text_data=rendering.message_fragment(message))
+        else:
+            await self.send_json(event)
+
+    async def conversation_chunk(self, event: dict[str, Any]) -> None:
+        if self.html:
+            await self.send(text_data=rendering.chunk_fragment(event))
+        else:
+            await self.send_json(event)
+
+    async def conversation_run(self, event: dict[str, Any]) -> None:
+        if self.html:
+            await self.send(text_data=rendering.run_fragment(event["run"]))
+        else:
+            await self.send_json(event)
+
+    # --- actions from the client
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        action = content.get("type") if isinstance(content, dict) else None
+        try:
+            if action == "message.post":
+                await database_sync_to_async(self._post)(content.get("text"))
+            elif action == "run.cancel":
+                await database_sync_to_async(self._cancel)()
+            else:
+                await self._error("Unknown action: send type 'message.post' or 'run.cancel'.")
+        except ValidationError as exc:
+            await self._error(" ".join(exc.messages))
+        except ApplicationError as exc:
+            await self._error(exc.message)
+
+    async def decode_json(self, text_data: str) -> Any:
+        try:
+            return await super().decode_json(text_data)
+        except ValueError:
+            return None
+
+    def _conversation(self) -> Conversation:
+        return Conversation.objects.get(pk=self.conversation_id)
+
+    def _post(self, text: Any) -> None:
+        services.message_post(conversation=self._conversation(), user=self.scope["user"], text=text)
+
+    def _cancel(self) -> None:
+        run = selectors.run_active(conversation=self._conversation())
+        if run is not None:
+            services.run_cancel(run=run)
+
+    async def _error(self, text: str) -> None:
+        if self.html:
+            await self.send(text_data=rendering.error_fragment(text))
+        else:
+            await self.send_json({"type": "error", "error": text})

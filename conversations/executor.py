@@ -1,0 +1,232 @@
+"""The one run executor: build the team, replay its saved state, stream its events into the
+conversation (persisted messages and transient tokens), and end the run in a readable state.
+
+Runners call ``execute_run``; it is safe to call for a run that was cancelled or taken already.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from autogen_agentchat.base import TaskResult
+from autogen_agentchat.messages import (
+    BaseAgentEvent,
+    BaseChatMessage,
+    HandoffMessage,
+    ModelClientStreamingChunkEvent,
+    StopMessage,
+    TextMessage,
+    ThoughtEvent,
+    ToolCallExecutionEvent,
+    ToolCallRequestEvent,
+    ToolCallSummaryMessage,
+)
+from autogen_core import CancellationToken
+from django.conf import settings
+from django.db import close_old_connections
+
+from agents.factory import TeamSpec, build_team, spec_for_agent, spec_for_team
+from conversations import realtime, services
+from conversations.models import Message, Run
+
+logger = logging.getLogger(__name__)
+
+# Cancellation tokens of the runs executing in this process, for immediate in-process cancel.
+_TOKENS: dict[int, CancellationToken] = {}
+
+
+def signal_cancel(run_id: int) -> None:
+    token = _TOKENS.get(run_id)
+    if token is not None:
+        token.cancel()
+
+
+@dataclass
+class RunContext:
+    run_id: int
+    conversation_id: int
+    task: str
+    spec: TeamSpec
+    team_state: dict[str, Any] | None
+
+
+@dataclass
+class MappedEvent:
+    type: str
+    source: str
+    content: str
+    payload: dict[str, Any]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def _load_context(run_id: int) -> RunContext | None:
+    close_old_connections()
+    run = services.run_start(run_id=run_id)
+    if run is None:
+        return None
+    conversation = run.conversation
+    spec = spec_for_team(conversation.team) if conversation.team_id else spec_for_agent(conversation.agent)  # type: ignore[arg-type]
+    user_message = run.messages.filter(type=Message.Type.USER).order_by("seq").first()
+    if user_message is None:
+        raise ValueError("The run has no user message to answer.")
+    return RunContext(
+        run_id=run.pk,
+        conversation_id=conversation.pk,
+        task=user_message.content,
+        spec=spec,
+        team_state=conversation.team_state,
+    )
+
+
+def map_event(event: BaseAgentEvent | BaseChatMessage) -> MappedEvent | None:
+    """One AutoGen event -> what we persist, or ``None`` for events we do not keep."""
+    usage = getattr(event, "models_usage", None)
+    tokens = {
+        "prompt_tokens": usage.prompt_tokens if usage else 0,
+        "completion_tokens": usage.completion_tokens if usage else 0,
+    }
+    if isinstance(event, TextMessage):
+        return MappedEvent(Message.Type.TEXT, event.source, event.content, {}, **tokens)
+    if isinstance(event, ToolCallRequestEvent):
+        calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in event.content]
+        summary = ", ".join(f"{c['name']}({c['arguments']})" for c in calls)
+        return MappedEvent(Message.Type.TOOL_CALL, event.source, summary, {"calls": calls}, **tokens)
+    if isinstance(event, ToolCallExecutionEvent):
+        results = [
+            {"call_id": r.call_id, "name": r.name, "content": r.content, "is_error": bool(r.is_error)}
+            for r in event.content
+        ]
+        summary = "\n".join(r["content"] for r in results)
+        return MappedEvent(Message.Type.TOOL_RESULT, event.source, summary, {"results": results})
+    if isinstance(event, ToolCallSummaryMessage):
+        return MappedEvent(Message.Type.TOOL_SUMMARY, event.source, event.content, {})
+    if isinstance(event, ThoughtEvent):
+        return MappedEvent(Message.Type.THOUGHT, event.source, event.content, {})
+    if isinstance(event, HandoffMessage):
+        return MappedEvent(Message.Type.HANDOFF, event.source, event.content, {"target": event.target}, **tokens)
+    if isinstance(event, StopMessage):
+        return MappedEvent(Message.Type.STOP, event.source, event.content, {})
+    logger.debug("Not persisting AutoGen event %s", type(event).__name__)
+    return None
+
+
+def readable_error(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    # AutoGen wraps agent failures in a serialised traceback; the last line is the useful one.
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 3:
+        text = lines[-1]
+    return f"The reply failed: {text}"[:1000]
+
+
+async def _watch_cancel(run_id: int, token: CancellationToken) -> None:
+    """Observe a cancel requested from another process (API, another server, Celery)."""
+    requested = sync_to_async(Run.objects.filter(pk=run_id, cancel_requested=True).exists)
+    while not token.is_cancelled():
+        await asyncio.sleep(settings.LODESTONE_CANCEL_POLL_SECONDS)
+        if await requested():
+            token.cancel()
+
+
+async def _publish_run(run: Run) -> None:
+    await realtime.publish(run.conversation_id, realtime.run_event(run))
+
+
+async def execute_run(run_id: int) -> None:
+    try:
+        context = await sync_to_async(_load_context)(run_id)
+    except Exception as exc:
+        logger.exception("Run %s could not start", run_id)
+        run = await sync_to_async(services.run_finish)(run_id=run_id, status=Run.Status.FAILED, error=readable_error(exc))
+        await _publish_run(run)
+        return
+    if context is None:
+        return  # cancelled while queued, or already taken by another worker
+    started = await sync_to_async(Run.objects.get)(pk=run_id)
+    await _publish_run(started)
+
+    token = CancellationToken()
+    _TOKENS[run_id] = token
+    watcher = asyncio.create_task(_watch_cancel(run_id, token))
+    status, error, stop_reason = Run.Status.COMPLETED, "", ""
+    try:
+        stop_reason = await _stream(context, token)
+    except asyncio.CancelledError:
+        if token.is_cancelled():
+            status, stop_reason = Run.Status.CANCELLED, "Stopped by the user."
+        else:
+            status, error = Run.Status.FAILED, "Interrupted: the server stopped while this reply was running."
+            await _end(context, status, error, stop_reason)
+            raise
+    except Exception as exc:
+        logger.warning("Run %s failed: %s", run_id, exc, exc_info=settings.DEBUG)
+        status, error = Run.Status.FAILED, readable_error(exc)
+    finally:
+        watcher.cancel()
+        _TOKENS.pop(run_id, None)
+    await _end(context, status, error, stop_reason)
+
+
+async def _end(context: RunContext, status: str, error: str, stop_reason: str) -> None:
+    run = await sync_to_async(services.run_finish)(
+        run_id=context.run_id, status=status, error=error, stop_reason=stop_reason
+    )
+    await _publish_run(run)
+
+
+async def _stream(context: RunContext, token: CancellationToken) -> str:
+    team = build_team(context.spec)
+    if context.team_state:
+        await team.load_state(context.team_state)
+    append = sync_to_async(services.message_append)
+    last = time.monotonic()
+    stop_reason = ""
+    async for event in team.run_stream(task=context.task, cancellation_token=token):
+        if isinstance(event, TaskResult):
+            stop_reason = event.stop_reason or ""
+            continue
+        if isinstance(event, ModelClientStreamingChunkEvent):
+            if event.content:
+                await realtime.publish(
+                    context.conversation_id,
+                    realtime.chunk_event(run_id=context.run_id, source=event.source, text=event.content),
+                )
+            continue
+        if isinstance(event, TextMessage) and event.source == "user":
+            continue  # the task echoed back: already stored as the user's message
+        mapped = map_event(event)
+        if mapped is None:
+            continue
+        now = time.monotonic()
+        # Saved with every message so a crash loses at most the message in flight.
+        state = dict(await team.save_state())
+        message = await append(
+            conversation_id=context.conversation_id,
+            run_id=context.run_id,
+            source=mapped.source,
+            type=mapped.type,
+            content=mapped.content,
+            payload=mapped.payload,
+            prompt_tokens=mapped.prompt_tokens,
+            completion_tokens=mapped.completion_tokens,
+            latency_ms=int((now - last) * 1000),
+            team_state=state,
+        )
+        last = now
+        await realtime.publish(context.conversation_id, realtime.message_event(message))
+    # The team has stopped: this state is complete and consistent.
+    final_state = dict(await team.save_state())
+    await sync_to_async(_save_state)(context.conversation_id, final_state)
+    return stop_reason
+
+
+def _save_state(conversation_id: int, state: dict[str, Any]) -> None:
+    from conversations.models import Conversation
+
+    Conversation.objects.filter(pk=conversation_id).update(team_state=state)

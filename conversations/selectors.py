@@ -1,0 +1,68 @@
+"""Reads. Everything a user can see is scoped to its owner here, in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from conversations.models import Conversation, Message, Run
+from conversations.realtime import serialize_message
+
+
+def conversation_list(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Conversation]:
+    return Conversation.objects.filter(owner_id=user.pk).select_related("team", "agent")
+
+
+def conversation_get(*, user: AbstractBaseUser | AnonymousUser, conversation_id: int) -> Conversation:
+    """The user's conversation, or 404 — another user's conversation does not exist for them."""
+    return get_object_or_404(conversation_list(user=user), pk=conversation_id)
+
+
+def conversation_owned(*, user_id: int | None, conversation_id: int) -> bool:
+    return user_id is not None and Conversation.objects.filter(pk=conversation_id, owner_id=user_id).exists()
+
+
+def message_list(*, conversation: Conversation, after: int = 0, limit: int | None = None) -> QuerySet[Message]:
+    messages = Message.objects.filter(conversation=conversation, seq__gt=after).order_by("seq")
+    return messages[:limit] if limit else messages
+
+
+def messages_after(*, conversation_id: int, after: int) -> list[dict[str, Any]]:
+    """Serialized messages with ``seq > after``: what a reconnecting socket missed."""
+    return [
+        serialize_message(m)
+        for m in Message.objects.filter(conversation_id=conversation_id, seq__gt=after).order_by("seq")
+    ]
+
+
+def run_get(*, user: AbstractBaseUser | AnonymousUser, run_id: int) -> Run:
+    return get_object_or_404(Run.objects.filter(conversation__owner_id=user.pk), pk=run_id)
+
+
+def run_active(*, conversation: Conversation) -> Run | None:
+    return conversation.runs.filter(status__in=Run.ACTIVE_STATUSES).first()
+
+
+def chat_items(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages as the chat shows them: a tool result folds into the card of its call."""
+    calls: dict[str, dict[str, Any]] = {}
+    items: list[dict[str, Any]] = []
+    for message in messages:
+        if message["type"] == Message.Type.TOOL_CALL:
+            message = {**message, "results": []}
+            for call in message["payload"].get("calls", []):
+                calls[str(call.get("id"))] = message
+            items.append(message)
+        elif message["type"] == Message.Type.TOOL_RESULT:
+            results = message["payload"].get("results", [])
+            owner = calls.get(str(results[0].get("call_id"))) if results else None
+            if owner is not None:
+                owner["results"].extend(results)
+            else:
+                items.append(message)
+        else:
+            items.append(message)
+    return items

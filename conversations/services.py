@@ -1,0 +1,170 @@
+"""Writes and orchestration for conversations: every adapter (page, HTMX, API, socket, CLI)
+comes through here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from agents.models import Agent, Team
+from config.errors import ApplicationError
+from conversations import realtime
+from conversations.models import Conversation, Message, Run
+
+TITLE_MAX = 200
+
+
+def conversation_create(
+    *, owner: AbstractBaseUser, team: Team | None = None, agent: Agent | None = None, title: str = ""
+) -> Conversation:
+    if (team is None) == (agent is None):
+        raise ValidationError("Choose exactly one team or one agent to talk to.")
+    title = (title or "").strip()[:TITLE_MAX]
+    if not title:
+        title = f"Chat with {team.name if team else agent.name}"  # type: ignore[union-attr]
+    return Conversation.objects.create(owner=owner, team=team, agent=agent, title=title)
+
+
+def _next_seq(conversation_id: int) -> int:
+    """Take the next ``seq`` inside the caller's transaction (the row update serialises writers)."""
+    Conversation.objects.filter(pk=conversation_id).update(last_seq=F("last_seq") + 1, updated_at=timezone.now())
+    return Conversation.objects.values_list("last_seq", flat=True).get(pk=conversation_id)
+
+
+def message_append(
+    *,
+    conversation_id: int,
+    run_id: int | None,
+    source: str,
+    type: str,
+    content: str = "",
+    payload: dict[str, Any] | None = None,
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+    latency_ms: int | None = None,
+    team_state: dict[str, Any] | None = None,
+) -> Message:
+    """Store one message with the next ``seq`` (and the team's state as of that message)."""
+    with transaction.atomic():
+        seq = _next_seq(conversation_id)
+        message = Message.objects.create(
+            conversation_id=conversation_id,
+            run_id=run_id,
+            seq=seq,
+            source=source,
+            type=type,
+            content=content,
+            payload=payload or {},
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            latency_ms=latency_ms,
+        )
+        if team_state is not None:
+            Conversation.objects.filter(pk=conversation_id).update(team_state=team_state)
+        if run_id is not None and (prompt_tokens or completion_tokens):
+            Run.objects.filter(pk=run_id).update(
+                prompt_tokens=F("prompt_tokens") + prompt_tokens,
+                completion_tokens=F("completion_tokens") + completion_tokens,
+            )
+    return message
+
+
+def validate_message_text(text: Any) -> str:
+    if not isinstance(text, str):
+        raise ValidationError({"text": "Send the message as text."})
+    text = text.strip()
+    if not text:
+        raise ValidationError({"text": "The message is empty."})
+    limit = settings.LODESTONE_MESSAGE_MAX_CHARS
+    if len(text) > limit:
+        raise ValidationError({"text": f"The message is {len(text)} characters long; the limit is {limit}."})
+    return text
+
+
+def message_post(*, conversation: Conversation, user: AbstractBaseUser, text: Any) -> tuple[Message, Run]:
+    """Store the user's message, open a run for it and hand the run to the runner after commit."""
+    if conversation.owner_id != user.pk:
+        # Selectors already scope by owner; this guards direct service callers.
+        raise ApplicationError("Conversation not found.", status_code=404)
+    text = validate_message_text(text)
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(conversation=conversation)
+            message = message_append(
+                conversation_id=conversation.pk, run_id=run.pk, source="user", type=Message.Type.USER, content=text
+            )
+    except IntegrityError as exc:
+        # The partial unique index on active runs: another reply is still being written.
+        raise ApplicationError(
+            "A reply is still running in this conversation: wait for it or stop it first."
+        ) from exc
+
+    realtime.publish_on_commit(conversation.pk, realtime.message_event(message))
+    realtime.publish_on_commit(conversation.pk, realtime.run_event(run))
+    from conversations.runner import get_runner
+
+    transaction.on_commit(lambda: get_runner().submit(run.pk))
+    return message, run
+
+
+def run_cancel(*, run: Run) -> Run:
+    """Ask a run to stop. A queued run is cancelled at once; a running one stops at its next step."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        if not run.is_active:
+            return run
+        run.cancel_requested = True
+        fields = ["cancel_requested"]
+        if run.status == Run.Status.QUEUED:
+            run.status = Run.Status.CANCELLED
+            run.stop_reason = "Cancelled before it started."
+            run.finished_at = timezone.now()
+            fields += ["status", "stop_reason", "finished_at"]
+        run.save(update_fields=fields)
+    realtime.publish_on_commit(run.conversation_id, realtime.run_event(run))
+    from conversations.runner import get_runner
+
+    run_id = run.pk
+    transaction.on_commit(lambda: get_runner().cancel(run_id))
+    return run
+
+
+def run_start(*, run_id: int) -> Run | None:
+    """Mark a queued run running; ``None`` if it is no longer queued (cancelled, or taken)."""
+    with transaction.atomic():
+        updated = Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
+            status=Run.Status.RUNNING, started_at=timezone.now()
+        )
+        if not updated:
+            return None
+        return Run.objects.select_related(
+            "conversation__team", "conversation__agent__model_config"
+        ).get(pk=run_id)
+
+
+def run_finish(*, run_id: int, status: str, error: str = "", stop_reason: str = "") -> Run:
+    with transaction.atomic():
+        Run.objects.filter(pk=run_id).update(
+            status=status, error=error[:4000], stop_reason=stop_reason[:1000], finished_at=timezone.now()
+        )
+        return Run.objects.get(pk=run_id)
+
+
+def runs_fail_interrupted(*, reason: str = "Interrupted: the server restarted while this reply was running.") -> int:
+    """At start-up of a single-process server: runs left active can never finish, so fail them
+    (the messages they had stored are kept; the conversation accepts new messages)."""
+    runs = list(Run.objects.filter(status__in=Run.ACTIVE_STATUSES))
+    with transaction.atomic():
+        for run in runs:
+            run.status = Run.Status.FAILED
+            run.error = reason
+            run.finished_at = timezone.now()
+            run.save(update_fields=["status", "error", "finished_at"])
+            realtime.publish_on_commit(run.conversation_id, realtime.run_event(run))
+    return len(runs)

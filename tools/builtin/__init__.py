@@ -1,0 +1,3 @@
+from tools.builtin import calculator, clock
+
+__all__ = ["calculator", "clock"]

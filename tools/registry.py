@@ -1,0 +1,55 @@
+"""Builtin tools, registered by decorator and turned into AutoGen ``FunctionTool``s."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from autogen_core.tools import FunctionTool
+
+
+@dataclass(frozen=True)
+class BuiltinTool:
+    name: str
+    description: str
+    func: Callable[..., Any]
+
+    def as_autogen(self) -> FunctionTool:
+        return FunctionTool(self.func, description=self.description, name=self.name, strict=False)
+
+
+_REGISTRY: dict[str, BuiltinTool] = {}
+
+
+def builtin_tool(name: str, description: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _REGISTRY:
+            raise ValueError(f"A builtin tool named {name!r} is already registered.")
+        _REGISTRY[name] = BuiltinTool(name=name, description=description, func=func)
+        return func
+
+    return register
+
+
+def _load_builtins() -> None:
+    # Importing the package registers every builtin module it lists.
+    import tools.builtin  # noqa: F401
+
+
+def builtin_tools() -> dict[str, BuiltinTool]:
+    _load_builtins()
+    return dict(_REGISTRY)
+
+
+def unknown_tool_names(names: Iterable[str]) -> list[str]:
+    known = builtin_tools()
+    return [name for name in names if name not in known]
+
+
+def autogen_tools(names: Iterable[str]) -> list[FunctionTool]:
+    known = builtin_tools()
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise LookupError(f"Unknown tools: {', '.join(missing)}")
+    return [known[name].as_autogen() for name in names]
