@@ -10,6 +10,7 @@ from agents.models import Agent, ModelConfig, Team, TeamMember
 
 
 class ModelConfigForm(forms.ModelForm):
+    base_url = forms.URLField(required=False, assume_scheme="https", help_text="For OpenAI-compatible endpoints.")
     api_key = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),

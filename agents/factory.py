@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from autogen_agentchat.agents import AssistantAgent
-from autogen_agentchat.base import TerminationCondition
+from autogen_agentchat.base import ChatAgent, TerminationCondition
+from autogen_agentchat.base import Team as AgentChatTeam
 from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermination
 from autogen_agentchat.teams import BaseGroupChat, RoundRobinGroupChat
 from autogen_core.model_context import BufferedChatCompletionContext, ChatCompletionContext
+from autogen_core.tools import BaseTool
 from django.conf import settings
 
 from agents.models import Agent, Team
@@ -56,7 +60,9 @@ def build_agent(agent: Agent) -> AssistantAgent:
     if context_messages:
         # Small local models have small windows: keep only the most recent messages.
         context = BufferedChatCompletionContext(buffer_size=int(context_messages))
-    tools = autogen_tools(agent.tool_names)
+    tools: list[BaseTool[Any, Any] | Callable[..., Any] | Callable[..., Awaitable[Any]]] = list(
+        autogen_tools(agent.tool_names)
+    )
     return AssistantAgent(
         name=agent.slug,
         description=agent.description,
@@ -79,7 +85,7 @@ def build_termination(spec: TeamSpec) -> TerminationCondition:
 
 
 def build_team(spec: TeamSpec) -> BaseGroupChat:
-    participants = [build_agent(agent) for agent in spec.agents]
+    participants: list[ChatAgent | AgentChatTeam] = [build_agent(agent) for agent in spec.agents]
     if spec.kind == Team.Kind.SINGLE:
         # One agent answers once per user message (tool calls happen inside its turn).
         return RoundRobinGroupChat(participants[:1], termination_condition=build_termination(spec), max_turns=1)

@@ -70,7 +70,7 @@ class Agent(models.Model):
     name = models.CharField(max_length=100)
     description = models.TextField(help_text="What this agent does; teams use it to pick speakers.")
     system_message = models.TextField(blank=True)
-    capabilities = models.JSONField(default=list, blank=True, help_text="Short tags, e.g. [\"planning\"].")
+    capabilities = models.JSONField(default=list, blank=True, help_text='Short tags, e.g. ["planning"].')
     model_config = models.ForeignKey(ModelConfig, on_delete=models.PROTECT, related_name="agents")
     tool_names = models.JSONField(default=list, blank=True, help_text="Builtin tools this agent may call.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -109,7 +109,9 @@ class Team(models.Model):
         null=True, blank=True, help_text="Stop after this many messages (the user's task counts as one)."
     )
     stop_word = models.CharField(max_length=64, blank=True, help_text="Stop when a message mentions this text.")
-    participants = models.ManyToManyField(Agent, through="TeamMember", related_name="teams")
+    participants: models.ManyToManyField[Agent, TeamMember] = models.ManyToManyField(
+        Agent, through="TeamMember", related_name="teams"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

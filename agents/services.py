@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -118,3 +121,22 @@ def demo_seed() -> dict[str, Any]:
         max_messages=3,
     )
     return {"model_config": config, "agents": [assistant, critic], "team": team}
+
+
+def demo_user_ensure(*, credentials_file: Path, username: str = "demo") -> tuple[User, str]:
+    """The local demo login. Its random password is created once and kept in a git-ignored file
+    so every `make run` can print it again."""
+    if credentials_file.exists():
+        password = credentials_file.read_text().strip()
+    else:
+        password = secrets.token_urlsafe(12)
+        credentials_file.parent.mkdir(parents=True, exist_ok=True)
+        credentials_file.write_text(password)
+        credentials_file.chmod(0o600)
+    user, created = User.objects.get_or_create(username=username)
+    if created or not user.check_password(password):
+        user.set_password(password)
+        user.is_staff = True  # the demo user may open the admin to edit agents and teams
+        user.is_superuser = True
+        user.save()
+    return user, password

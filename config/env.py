@@ -7,11 +7,28 @@ listed in one place (and documented in ``.env.example``).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import dj_database_url
 
 _MISSING = object()
+_DOTENV = Path(__file__).resolve().parent.parent / ".env"
+
+
+def _load_dotenv(path: Path) -> None:
+    """KEY=VALUE lines of a local .env file; variables already set in the environment win."""
+    if not path.is_file():
+        return
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.removeprefix("export ").split("=", 1)
+        os.environ.setdefault(key.strip(), value.strip().strip("'\""))
+
+
+_load_dotenv(_DOTENV)
 
 
 class ImproperlyConfiguredEnv(RuntimeError):

@@ -46,22 +46,44 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         # Join first, then replay: anything published meanwhile is deduplicated by seq.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        missed = await database_sync_to_async(selectors.messages_after)(
-            conversation_id=self.conversation_id, after=self.last_seq
-        )
-        for message in missed:
-            await self.conversation_message({"type": realtime.MESSAGE, "message": message})
+        await self._catch_up()
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale DB connections (a hop to the DB thread) before every event; token
+        # chunks, by far the most frequent event, never touch the database, so skip it for them.
+        if message.get("type") == realtime.CHUNK:
+            await self.conversation_chunk(message)
+            return
+        await super().dispatch(message)
+
     # --- events from the channel layer
+    async def _catch_up(self) -> None:
+        """Send what the database has after ``last_seq``. The channel layer may drop events when a
+        socket falls behind (a full channel); the database never does, so gaps are healed here."""
+        missed = await database_sync_to_async(selectors.messages_after)(
+            conversation_id=self.conversation_id, after=self.last_seq
+        )
+        for message in missed:
+            await self._send_message(message)
+
     async def conversation_message(self, event: dict[str, Any]) -> None:
         message = event["message"]
         if message["seq"] <= self.last_seq:
             return
+        if message["seq"] > self.last_seq + 1:
+            await self._catch_up()  # includes this message
+            return
+        await self._send_message(message)
+
+    async def _send_message(self, message: dict[str, Any]) -> None:
+        if message["seq"] <= self.last_seq:
+            return
         self.last_seq = message["seq"]
+        event = {"type": realtime.MESSAGE, "message": message}
         if self.html:
             await self.send(text_data=rendering.message_fragment(message))
         else:
@@ -74,6 +96,8 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(event)
 
     async def conversation_run(self, event: dict[str, Any]) -> None:
+        if event["run"]["status"] not in ("queued", "running"):
+            await self._catch_up()  # nothing of a finished run may be missing
         if self.html:
             await self.send(text_data=rendering.run_fragment(event["run"]))
         else:

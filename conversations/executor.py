@@ -102,7 +102,7 @@ def map_event(event: BaseAgentEvent | BaseChatMessage) -> MappedEvent | None:
             {"call_id": r.call_id, "name": r.name, "content": r.content, "is_error": bool(r.is_error)}
             for r in event.content
         ]
-        summary = "\n".join(r["content"] for r in results)
+        summary = "\n".join(str(r["content"]) for r in results)
         return MappedEvent(Message.Type.TOOL_RESULT, event.source, summary, {"results": results})
     if isinstance(event, ToolCallSummaryMessage):
         return MappedEvent(Message.Type.TOOL_SUMMARY, event.source, event.content, {})
@@ -143,7 +143,9 @@ async def execute_run(run_id: int) -> None:
         context = await sync_to_async(_load_context)(run_id)
     except Exception as exc:
         logger.exception("Run %s could not start", run_id)
-        run = await sync_to_async(services.run_finish)(run_id=run_id, status=Run.Status.FAILED, error=readable_error(exc))
+        run = await sync_to_async(services.run_finish)(
+            run_id=run_id, status=Run.Status.FAILED, error=readable_error(exc)
+        )
         await _publish_run(run)
         return
     if context is None:
@@ -180,6 +182,37 @@ async def _end(context: RunContext, status: str, error: str, stop_reason: str) -
     await _publish_run(run)
 
 
+class ChunkBuffer:
+    """Coalesces streamed tokens into at most one event per interval per speaker: the first token
+    goes out at once, a fast model's flood becomes a few events a second, a slow model's tokens
+    still go out one by one."""
+
+    def __init__(self, context: RunContext, interval: float) -> None:
+        self._context = context
+        self._interval = interval
+        self._source = ""
+        self._parts: list[str] = []
+        self._last_flush = 0.0
+
+    async def add(self, source: str, text: str) -> None:
+        if self._parts and source != self._source:
+            await self.flush()
+        self._source = source
+        self._parts.append(text)
+        if time.monotonic() - self._last_flush >= self._interval:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self._parts:
+            return
+        text, self._parts = "".join(self._parts), []
+        self._last_flush = time.monotonic()
+        await realtime.publish(
+            self._context.conversation_id,
+            realtime.chunk_event(run_id=self._context.run_id, source=self._source, text=text),
+        )
+
+
 async def _stream(context: RunContext, token: CancellationToken) -> str:
     team = build_team(context.spec)
     if context.team_state:
@@ -187,17 +220,16 @@ async def _stream(context: RunContext, token: CancellationToken) -> str:
     append = sync_to_async(services.message_append)
     last = time.monotonic()
     stop_reason = ""
+    chunks = ChunkBuffer(context, settings.LODESTONE_STREAM_FLUSH_SECONDS)
     async for event in team.run_stream(task=context.task, cancellation_token=token):
         if isinstance(event, TaskResult):
             stop_reason = event.stop_reason or ""
             continue
         if isinstance(event, ModelClientStreamingChunkEvent):
             if event.content:
-                await realtime.publish(
-                    context.conversation_id,
-                    realtime.chunk_event(run_id=context.run_id, source=event.source, text=event.content),
-                )
+                await chunks.add(event.source, event.content)
             continue
+        await chunks.flush()
         if isinstance(event, TextMessage) and event.source == "user":
             continue  # the task echoed back: already stored as the user's message
         mapped = map_event(event)

@@ -25,7 +25,9 @@ class Conversation(models.Model):
         ordering = ["-updated_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=(models.Q(team__isnull=False, agent__isnull=True) | models.Q(team__isnull=True, agent__isnull=False)),
+                condition=(
+                    models.Q(team__isnull=False, agent__isnull=True) | models.Q(team__isnull=True, agent__isnull=False)
+                ),
                 name="conversation_team_xor_agent",
                 violation_error_message="A conversation talks to exactly one team or one agent.",
             ),

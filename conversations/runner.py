@@ -48,10 +48,18 @@ class InlineRunner:
     def submit(self, run_id: int) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
-            raise RuntimeError(
-                "The inline runner has no server event loop: serve with Daphne (make run), "
-                "or set CELERY_BROKER_URL to run replies on Celery workers."
+            # Not under the ASGI server (e.g. a WSGI deployment): say so in the chat, don't hang.
+            from conversations import realtime, services
+
+            logger.error("Run %s cannot start: the inline runner has no server event loop.", run_id)
+            run = services.run_finish(
+                run_id=run_id,
+                status="failed",
+                error="No runner is available: serve Lodestone with Daphne (make run), "
+                "or set CELERY_BROKER_URL to run replies on Celery workers.",
             )
+            realtime.publish_on_commit(run.conversation_id, realtime.run_event(run))
+            return
         # A fresh context: the caller's (a sync_to_async worker thread) would make asgiref
         # believe the run is nested inside that thread and refuse to hop back to it.
         loop.call_soon_threadsafe(self._spawn, run_id, context=contextvars.Context())
@@ -70,11 +78,11 @@ class InlineRunner:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(signal_cancel, run_id, context=contextvars.Context())
 
-    async def wait_idle(self, timeout: float = 30.0) -> None:
+    async def wait_idle(self, limit_seconds: float = 30.0) -> None:
         """Wait until every run this runner started has ended (tests, shutdown)."""
         pending = [t for t in self._tasks.values() if not t.done()]
         if pending:
-            await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), timeout)
+            await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), limit_seconds)
 
     def recover_once(self) -> None:
         """Runs left active by a previous process of this single-process server cannot finish."""

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agents.models import Agent, Team
@@ -21,7 +22,7 @@ TITLE_MAX = 200
 
 
 def conversation_create(
-    *, owner: AbstractBaseUser, team: Team | None = None, agent: Agent | None = None, title: str = ""
+    *, owner: User, team: Team | None = None, agent: Agent | None = None, title: str = ""
 ) -> Conversation:
     if (team is None) == (agent is None):
         raise ValidationError("Choose exactly one team or one agent to talk to.")
@@ -31,9 +32,13 @@ def conversation_create(
     return Conversation.objects.create(owner=owner, team=team, agent=agent, title=title)
 
 
-def _next_seq(conversation_id: int) -> int:
-    """Take the next ``seq`` inside the caller's transaction (the row update serialises writers)."""
-    Conversation.objects.filter(pk=conversation_id).update(last_seq=F("last_seq") + 1, updated_at=timezone.now())
+def _next_seq(conversation_id: int, team_state: dict[str, Any] | None) -> int:
+    """Take the next ``seq`` inside the caller's transaction (the row update serialises writers),
+    saving the team's state in the same statement."""
+    changes: dict[str, Any] = {"last_seq": F("last_seq") + 1, "updated_at": timezone.now()}
+    if team_state is not None:
+        changes["team_state"] = team_state
+    Conversation.objects.filter(pk=conversation_id).update(**changes)
     return Conversation.objects.values_list("last_seq", flat=True).get(pk=conversation_id)
 
 
@@ -52,7 +57,7 @@ def message_append(
 ) -> Message:
     """Store one message with the next ``seq`` (and the team's state as of that message)."""
     with transaction.atomic():
-        seq = _next_seq(conversation_id)
+        seq = _next_seq(conversation_id, team_state)
         message = Message.objects.create(
             conversation_id=conversation_id,
             run_id=run_id,
@@ -65,13 +70,6 @@ def message_append(
             completion_tokens=completion_tokens,
             latency_ms=latency_ms,
         )
-        if team_state is not None:
-            Conversation.objects.filter(pk=conversation_id).update(team_state=team_state)
-        if run_id is not None and (prompt_tokens or completion_tokens):
-            Run.objects.filter(pk=run_id).update(
-                prompt_tokens=F("prompt_tokens") + prompt_tokens,
-                completion_tokens=F("completion_tokens") + completion_tokens,
-            )
     return message
 
 
@@ -101,9 +99,7 @@ def message_post(*, conversation: Conversation, user: AbstractBaseUser, text: An
             )
     except IntegrityError as exc:
         # The partial unique index on active runs: another reply is still being written.
-        raise ApplicationError(
-            "A reply is still running in this conversation: wait for it or stop it first."
-        ) from exc
+        raise ApplicationError("A reply is still running in this conversation: wait for it or stop it first.") from exc
 
     realtime.publish_on_commit(conversation.pk, realtime.message_event(message))
     realtime.publish_on_commit(conversation.pk, realtime.run_event(run))
@@ -143,15 +139,22 @@ def run_start(*, run_id: int) -> Run | None:
         )
         if not updated:
             return None
-        return Run.objects.select_related(
-            "conversation__team", "conversation__agent__model_config"
-        ).get(pk=run_id)
+        return Run.objects.select_related("conversation__team", "conversation__agent__model_config").get(pk=run_id)
 
 
 def run_finish(*, run_id: int, status: str, error: str = "", stop_reason: str = "") -> Run:
+    """End a run; its token totals are the sum over its messages (each message keeps its own)."""
     with transaction.atomic():
+        totals = Message.objects.filter(run_id=run_id).aggregate(
+            prompt=Coalesce(Sum("prompt_tokens"), 0), completion=Coalesce(Sum("completion_tokens"), 0)
+        )
         Run.objects.filter(pk=run_id).update(
-            status=status, error=error[:4000], stop_reason=stop_reason[:1000], finished_at=timezone.now()
+            status=status,
+            error=error[:4000],
+            stop_reason=stop_reason[:1000],
+            finished_at=timezone.now(),
+            prompt_tokens=totals["prompt"],
+            completion_tokens=totals["completion"],
         )
         return Run.objects.get(pk=run_id)
 

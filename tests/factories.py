@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from agents import services as agent_services
 from agents.models import Agent, ModelConfig, Team
@@ -21,7 +21,7 @@ def _next() -> int:
     return _counter
 
 
-def user(username: str | None = None, password: str = "pw-Secret-123") -> AbstractUser:
+def user(username: str | None = None, password: str = "pw-Secret-123") -> User:
     username = username or f"user{_next()}"
     return get_user_model().objects.create_user(username=username, password=password)  # type: ignore[return-value]
 
@@ -57,5 +57,5 @@ def round_robin(agents: list[Agent], *, max_messages: int | None = None, stop_wo
     )
 
 
-def conversation(owner: AbstractUser, *, team: Team | None = None, agent: Agent | None = None) -> Conversation:
+def conversation(owner: User, *, team: Team | None = None, agent: Agent | None = None) -> Conversation:
     return conversation_services.conversation_create(owner=owner, team=team, agent=agent)

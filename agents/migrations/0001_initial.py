@@ -6,88 +6,161 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ModelConfig',
+            name="ModelConfig",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('provider', models.CharField(choices=[('local', 'Local (llama.cpp, bundled SmolLM2-135M)'), ('openai', 'OpenAI'), ('openai_compatible', 'OpenAI-compatible endpoint'), ('replay', 'Replay (scripted responses)')], default='local', max_length=32)),
-                ('model', models.CharField(blank=True, help_text='Model name at the provider.', max_length=200)),
-                ('base_url', models.URLField(blank=True, help_text='For OpenAI-compatible endpoints.')),
-                ('api_key_encrypted', models.TextField(blank=True, editable=False)),
-                ('options', models.JSONField(blank=True, default=dict, help_text='Provider options, e.g. temperature, max_tokens; for replay: responses, chunk_delay.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100, unique=True)),
+                (
+                    "provider",
+                    models.CharField(
+                        choices=[
+                            ("local", "Local (llama.cpp, bundled SmolLM2-135M)"),
+                            ("openai", "OpenAI"),
+                            ("openai_compatible", "OpenAI-compatible endpoint"),
+                            ("replay", "Replay (scripted responses)"),
+                        ],
+                        default="local",
+                        max_length=32,
+                    ),
+                ),
+                ("model", models.CharField(blank=True, help_text="Model name at the provider.", max_length=200)),
+                ("base_url", models.URLField(blank=True, help_text="For OpenAI-compatible endpoints.")),
+                ("api_key_encrypted", models.TextField(blank=True, editable=False)),
+                (
+                    "options",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="Provider options, e.g. temperature, max_tokens; for replay: responses, chunk_delay.",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Team',
+            name="Team",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=64, unique=True)),
-                ('name', models.CharField(max_length=100)),
-                ('description', models.TextField(blank=True)),
-                ('kind', models.CharField(choices=[('single', 'Single agent'), ('round_robin', 'Round robin')], default='round_robin', max_length=32)),
-                ('max_messages', models.PositiveIntegerField(blank=True, help_text="Stop after this many messages (the user's task counts as one).", null=True)),
-                ('stop_word', models.CharField(blank=True, help_text='Stop when a message mentions this text.', max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("slug", models.SlugField(max_length=64, unique=True)),
+                ("name", models.CharField(max_length=100)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("single", "Single agent"), ("round_robin", "Round robin")],
+                        default="round_robin",
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "max_messages",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Stop after this many messages (the user's task counts as one).",
+                        null=True,
+                    ),
+                ),
+                (
+                    "stop_word",
+                    models.CharField(blank=True, help_text="Stop when a message mentions this text.", max_length=64),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Agent',
+            name="Agent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.CharField(max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z_][A-Za-z0-9_]{0,63}$', 'Use letters, digits and underscores, starting with a letter (AutoGen agent names are identifiers).')])),
-                ('name', models.CharField(max_length=100)),
-                ('description', models.TextField(help_text='What this agent does; teams use it to pick speakers.')),
-                ('system_message', models.TextField(blank=True)),
-                ('capabilities', models.JSONField(blank=True, default=list, help_text='Short tags, e.g. ["planning"].')),
-                ('tool_names', models.JSONField(blank=True, default=list, help_text='Builtin tools this agent may call.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('model_config', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='agents', to='agents.modelconfig')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "slug",
+                    models.CharField(
+                        max_length=64,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+                                "Use letters, digits and underscores, starting with a letter (AutoGen agent names are identifiers).",
+                            )
+                        ],
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("description", models.TextField(help_text="What this agent does; teams use it to pick speakers.")),
+                ("system_message", models.TextField(blank=True)),
+                (
+                    "capabilities",
+                    models.JSONField(blank=True, default=list, help_text='Short tags, e.g. ["planning"].'),
+                ),
+                (
+                    "tool_names",
+                    models.JSONField(blank=True, default=list, help_text="Builtin tools this agent may call."),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "model_config",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="agents", to="agents.modelconfig"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='TeamMember',
+            name="TeamMember",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('agent', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='memberships', to='agents.agent')),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='members', to='agents.team')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("position", models.PositiveIntegerField(default=0)),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="memberships", to="agents.agent"
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="members", to="agents.team"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['position', 'id'],
+                "ordering": ["position", "id"],
             },
         ),
         migrations.AddField(
-            model_name='team',
-            name='participants',
-            field=models.ManyToManyField(related_name='teams', through='agents.TeamMember', to='agents.agent'),
+            model_name="team",
+            name="participants",
+            field=models.ManyToManyField(related_name="teams", through="agents.TeamMember", to="agents.agent"),
         ),
         migrations.AddConstraint(
-            model_name='teammember',
-            constraint=models.UniqueConstraint(fields=('team', 'agent'), name='team_member_unique_agent'),
+            model_name="teammember",
+            constraint=models.UniqueConstraint(fields=("team", "agent"), name="team_member_unique_agent"),
         ),
         migrations.AddConstraint(
-            model_name='team',
-            constraint=models.CheckConstraint(condition=models.Q(('max_messages__isnull', False), models.Q(('stop_word', ''), _negated=True), _connector='OR'), name='team_has_termination', violation_error_message='A team needs a maximum number of messages or a stop word.'),
+            model_name="team",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("max_messages__isnull", False), models.Q(("stop_word", ""), _negated=True), _connector="OR"
+                ),
+                name="team_has_termination",
+                violation_error_message="A team needs a maximum number of messages or a stop word.",
+            ),
         ),
     ]

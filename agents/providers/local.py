@@ -10,6 +10,7 @@ generation on it (a llama.cpp context is not thread-safe).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from functools import lru_cache
@@ -59,11 +60,25 @@ class _LoadedModel:
         self.lock = threading.Lock()
 
 
+_LOADED: list[_LoadedModel] = []
+
+
 @lru_cache(maxsize=4)
 def _load(path: str, n_ctx: int, n_threads: int | None) -> _LoadedModel:
     from llama_cpp import Llama
 
-    return _LoadedModel(Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False))
+    loaded = _LoadedModel(Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False))
+    _LOADED.append(loaded)
+    return loaded
+
+
+@atexit.register
+def _close_loaded_models() -> None:
+    # Free llama.cpp models before interpreter teardown, when its C bindings are already gone.
+    for loaded in _LOADED:
+        loaded.llama.close()
+    _LOADED.clear()
+    _load.cache_clear()
 
 
 def _text_of(message: LLMMessage) -> str:
@@ -143,7 +158,7 @@ class LocalChatCompletionClient(ChatCompletionClient):
             for chunk in stream:
                 if stop.is_set():
                     break
-                delta = chunk["choices"][0].get("delta", {})  # type: ignore[index]
+                delta = chunk["choices"][0].get("delta", {})  # type: ignore[index,union-attr]
                 text = delta.get("content") if isinstance(delta, dict) else None
                 if text:
                     completion_tokens += 1

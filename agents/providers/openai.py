@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from autogen_core.models import ChatCompletionClient, ModelFamily, ModelInfo
 from autogen_ext.models.openai import OpenAIChatCompletionClient
+from django.conf import settings
 
 from agents.providers import ProviderError, register_provider
 
@@ -21,9 +22,10 @@ def _options(config: ModelConfig) -> dict[str, Any]:
 
 @register_provider("openai")
 def openai_client(config: ModelConfig) -> ChatCompletionClient:
-    if not config.has_api_key:
-        raise ProviderError(f"Model {config.name!r} needs an OpenAI API key.")
-    kwargs: dict[str, Any] = {"model": config.model, "api_key": config.api_key, **_options(config)}
+    api_key = config.api_key or settings.OPENAI_API_KEY
+    if not api_key:
+        raise ProviderError(f"Model {config.name!r} needs an OpenAI API key (in the admin, or OPENAI_API_KEY).")
+    kwargs: dict[str, Any] = {"model": config.model, "api_key": api_key, **_options(config)}
     if config.base_url:
         kwargs["base_url"] = config.base_url
     return OpenAIChatCompletionClient(**kwargs)

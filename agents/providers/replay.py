@@ -69,7 +69,9 @@ def parse_responses(raw: Any) -> list[str | CreateResult]:
                 FunctionCall(
                     id=str(call.get("id") or f"call_{index}_{n}"),
                     name=str(call["name"]),
-                    arguments=call["arguments"] if isinstance(call["arguments"], str) else json.dumps(call["arguments"]),
+                    arguments=call["arguments"]
+                    if isinstance(call["arguments"], str)
+                    else json.dumps(call["arguments"]),
                 )
                 for n, call in enumerate(item["tool_calls"])
             ]

@@ -105,7 +105,6 @@ USE_TZ = True
 # --- Static files: ours from static/, third-party ones straight out of node_modules/ (npm, pinned
 # in package.json), never copied into the repository.
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
 NODE_MODULES = BASE_DIR / "node_modules"
 STATICFILES_DIRS = [
     BASE_DIR / "static",
@@ -138,17 +137,23 @@ LODESTONE_RUNNER = env.get_str("LODESTONE_RUNNER", "celery" if CELERY_BROKER_URL
 LODESTONE_MESSAGE_MAX_CHARS = env.get_int("LODESTONE_MESSAGE_MAX_CHARS", 32_000)
 # A hard cap on messages per run, on top of each team's own termination conditions.
 LODESTONE_RUN_MAX_MESSAGES = env.get_int("LODESTONE_RUN_MAX_MESSAGES", 50)
+# Streamed tokens are sent at most this often per speaker (seconds); the first goes out at once.
+LODESTONE_STREAM_FLUSH_SECONDS = 0.05
 # How often a run checks the database for a cancel request made in another process (seconds).
 LODESTONE_CANCEL_POLL_SECONDS = 0.5
 
 # --- Secrets at rest (model API keys): Fernet keys derived from this, SECRET_KEY by default.
 LODESTONE_FIELD_ENCRYPTION_KEY = env.get_str("LODESTONE_FIELD_ENCRYPTION_KEY", "")
 
+# --- Model providers: a key here serves every "openai" model config that has no key of its own.
+OPENAI_API_KEY = env.get_optional("OPENAI_API_KEY")
+
 # --- REST API
 REST_FRAMEWORK = {
+    # Token first: an unauthenticated call gets 401 with a WWW-Authenticate header, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -3,6 +3,7 @@
 from config import env
 
 from .base import *  # noqa: F403
+from .base import BASE_DIR
 
 DEBUG = False
 SECRET_KEY = env.get_str("DJANGO_SECRET_KEY")
@@ -16,6 +17,8 @@ if not ALLOWED_HOSTS:
 SESSION_COOKIE_SECURE = env.get_bool("DJANGO_SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# `manage.py collectstatic` gathers ours and the npm assets here; whitenoise serves them.
+STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

@@ -1,0 +1,73 @@
+# Two commands: `make run` (set up and serve on embedded defaults) and `make test` (set up and run
+# the whole suite). Everything else here is what those two need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# llama.cpp is compiled for a portable x86-64-v3 CPU rather than "native": a wheel built for one
+# machine's AVX-512/AMX crashed here, and pip's cache may hand the wheel to another machine.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF
+# Debian packages the test suite starts for real (Redis for Celery/channels, Chromium for the browser test).
+TEST_SYSTEM_PACKAGES := redis-server chromium
+
+.PHONY: help setup run test check lint types pytest system-deps bench clean
+
+help:
+	@echo "make run    set up everything and serve Lodestone on http://$(HOST):$(PORT)"
+	@echo "make test   set up everything and run the whole test suite (lint, types, tests)"
+	@echo "make bench  run the benchmarks and write docs/benchmarks.md"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "Installing Python packages (the first time, llama.cpp compiles: a few minutes)..."
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
+
+run: setup
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	@echo "Lodestone is starting on http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
+	$(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
+
+system-deps:
+	@missing=""; for pkg in $(TEST_SYSTEM_PACKAGES); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else \
+		echo "Missing Debian packages:$$missing — their tests will be skipped (run as root to install them)."; \
+	fi
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: setup
+	$(BIN)/mypy .
+
+check: lint types
+
+pytest: setup system-deps
+	$(BIN)/pytest
+
+test: check pytest
+
+bench: setup
+	$(BIN)/python bench/overhead.py
+
+clean:
+	rm -rf $(VENV) node_modules staticfiles .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,105 @@
+"""A run executed by a real Celery worker process over a real Redis broker; its events reach a
+socket in this process through the channels-redis layer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import channel_layers
+from django.conf import settings as django_settings
+from django.test import override_settings
+
+from config.celery import app as celery_app
+from conversations import services
+from conversations.models import Message, Run
+from tests import factories
+from tests.conversations.test_consumer import connect, run_ended
+from tests.servers import stop, wait_until
+from tests.services.conftest import start_celery_worker
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def celery_setup(redis_url: str, tmp_path: Path, transactional_db: Any) -> Iterator[dict[str, Any]]:
+    broker_url, layer_url = f"{redis_url}/0", f"{redis_url}/1"
+    database_path = Path(django_settings.DATABASES["default"]["NAME"])
+    log_path = tmp_path / "worker.log"
+    worker = start_celery_worker(
+        broker_url=broker_url, layer_url=layer_url, database_path=database_path, log_path=log_path
+    )
+    wait_until(lambda: "ready." in log_path.read_text(), what="celery worker", limit=60, process=worker)
+    previous_broker = celery_app.conf.broker_url
+    celery_app.conf.broker_url = broker_url
+    layers = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [layer_url]}}}
+    with override_settings(CHANNEL_LAYERS=layers, LODESTONE_RUNNER="celery", CELERY_BROKER_URL=broker_url):
+        channel_layers.backends.clear()
+        try:
+            yield {"log": log_path}
+        finally:
+            channel_layers.backends.clear()
+            celery_app.conf.broker_url = previous_broker
+            stop(worker)
+
+
+async def collect(comm: Any, limit: float = 60.0) -> list[dict[str, Any]]:
+    events = []
+    async with asyncio.timeout(limit):
+        while True:
+            event = await comm.receive_json_from(timeout=limit)
+            events.append(event)
+            if run_ended(event):
+                return events
+
+
+async def test_worker_runs_the_team_and_the_socket_hears_it(celery_setup: dict[str, Any]) -> None:
+    user = await sync_to_async(factories.user)()
+    model = await sync_to_async(factories.replay_model)(["Worker says hi.", "Second agent too."])
+    a = await sync_to_async(factories.agent)(model, "first")
+    b = await sync_to_async(factories.agent)(model, "second")
+    team = await sync_to_async(factories.round_robin)([a, b], max_messages=3)
+    conversation = await sync_to_async(factories.conversation)(user, team=team)
+
+    comm = await connect(user, conversation.pk)
+    assert (await comm.connect())[0]
+    _, run = await sync_to_async(services.message_post)(conversation=conversation, user=user, text="Hello workers")
+    events = await collect(comm)
+    await comm.disconnect()
+
+    log = celery_setup["log"].read_text()
+    assert "conversations.run_execute" in log, log
+    messages = [e["message"] for e in events if e["type"] == "conversation.message"]
+    assert [(m["seq"], m["source"], m["content"]) for m in messages] == [
+        (1, "user", "Hello workers"),
+        (2, "first", "Worker says hi."),
+        (3, "second", "Second agent too."),
+    ]
+    assert any(e["type"] == "conversation.chunk" for e in events), "tokens were not streamed through Redis"
+    assert events[-1]["run"]["status"] == "completed"
+    assert (await Run.objects.aget(pk=run.pk)).status == Run.Status.COMPLETED
+    assert await Message.objects.filter(conversation=conversation).acount() == 3
+
+
+async def test_cancel_reaches_the_worker_through_the_database(celery_setup: dict[str, Any]) -> None:
+    user = await sync_to_async(factories.user)()
+    model = await sync_to_async(factories.replay_model)([" ".join(["slow"] * 600)], chunk_delay=0.02)
+    solo = await sync_to_async(factories.agent)(model, "slowpoke")
+    conversation = await sync_to_async(factories.conversation)(user, agent=solo)
+
+    comm = await connect(user, conversation.pk)
+    assert (await comm.connect())[0]
+    _, run = await sync_to_async(services.message_post)(conversation=conversation, user=user, text="Take your time")
+    async with asyncio.timeout(60):
+        while (await comm.receive_json_from(timeout=60))["type"] != "conversation.chunk":
+            pass
+    await sync_to_async(services.run_cancel)(run=run)
+    events = await collect(comm, limit=15)
+    await comm.disconnect()
+
+    assert events[-1]["run"]["status"] == "cancelled"
+    assert (await Run.objects.aget(pk=run.pk)).status == Run.Status.CANCELLED
