@@ -34,6 +34,10 @@ class TeamSpec:
     label: str = ""
     participants: list[str] = field(default_factory=list)
 
+    def display_names(self) -> dict[str, str]:
+        """AutoGen speaker name (the agent's slug) -> the name people see."""
+        return {agent.slug: agent.name for agent in self.agents}
+
 
 def spec_for_team(team: Team) -> TeamSpec:
     agents = [m.agent for m in team.members.select_related("agent__model_config").order_by("position", "id")]

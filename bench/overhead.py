@@ -35,6 +35,8 @@ django.setup()
 
 from asgiref.sync import sync_to_async  # noqa: E402
 from autogen_agentchat.agents import AssistantAgent  # noqa: E402
+from autogen_agentchat.base import ChatAgent  # noqa: E402
+from autogen_agentchat.base import Team as AgentChatTeam  # noqa: E402
 from autogen_agentchat.conditions import MaxMessageTermination  # noqa: E402
 from autogen_agentchat.teams import RoundRobinGroupChat  # noqa: E402
 from autogen_ext.models.replay import ReplayChatCompletionClient  # noqa: E402
@@ -49,7 +51,7 @@ from config.asgi import application  # noqa: E402
 from conversations import services  # noqa: E402
 from conversations.runner import InlineRunner, get_runner  # noqa: E402
 
-WORDS = "the quick brown fox jumps over the lazy dog while agents talk".split()
+WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "while", "agents", "talk"]
 AGENTS = ("planner", "coder", "critic")
 MARK_START, MARK_END = "<!-- overhead:start -->", "<!-- overhead:end -->"
 
@@ -60,7 +62,7 @@ def script(count: int) -> list[str]:
 
 async def raw_autogen(messages: int) -> float:
     client = ReplayChatCompletionClient(script(messages))
-    agents = [
+    agents: list[ChatAgent | AgentChatTeam] = [
         AssistantAgent(name, model_client=client, description=name, model_client_stream=True) for name in AGENTS
     ]
     team = RoundRobinGroupChat(agents, termination_condition=MaxMessageTermination(messages + 1))
@@ -83,7 +85,10 @@ def make_team(messages: int, index: int) -> tuple[User, Team]:
         for name in AGENTS
     ]
     team = agent_services.team_create(
-        slug=f"bench-{index}", name=f"Bench {index}", kind=Team.Kind.ROUND_ROBIN, agents=agents,
+        slug=f"bench-{index}",
+        name=f"Bench {index}",
+        kind=Team.Kind.ROUND_ROBIN,
+        agents=agents,
         max_messages=messages + 1,
     )
     user = User.objects.create_user(f"bench{index}", password="bench-password-1")
@@ -149,16 +154,20 @@ messages per run, median of {repeats} runs after a warm-up, measured in the same
 
 | path | what it includes | median time | messages/s |
 | --- | --- | ---: | ---: |
-| raw AutoGen | `team.run_stream()` in memory | {result['raw_s'] * 1000:.0f} ms | {result['raw_mps']:.0f} |
-| Lodestone | `message_post` → inline runner → executor (persist each message with `seq` and team state, publish tokens and messages after commit) → one WebSocket client over the ASGI stack | {result['lodestone_s'] * 1000:.0f} ms | {result['lodestone_mps']:.0f} |
+| raw AutoGen | `team.run_stream()` in memory | {result["raw_s"] * 1000:.0f} ms | {result["raw_mps"]:.0f} |
+| Lodestone | `message_post` → inline runner → executor (persist each message with `seq` and team state, publish tokens and messages after commit) → one WebSocket client over the ASGI stack | {result["lodestone_s"] * 1000:.0f} ms | {result["lodestone_mps"]:.0f} |
 
-**Ratio (Lodestone / raw): {result['ratio']:.2f}** (goal: at least 0.5).
+**Ratio (Lodestone / raw): {result["ratio"]:.2f}** (goal: at least 0.5).
 
 Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, SQLite (WAL), in-memory
 channel layer. Regenerate with `make bench`.
 {MARK_END}"""
     path = REPO / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nRatios against a baseline measured in the same run; never timed assertions in tests.\n"
+    text = (
+        path.read_text()
+        if path.exists()
+        else "# Benchmarks\n\nRatios against a baseline measured in the same run; never timed assertions in tests.\n"
+    )
     if MARK_START in text:
         before, rest = text.split(MARK_START, 1)
         text = before + section + rest.split(MARK_END, 1)[1]

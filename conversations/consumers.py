@@ -47,6 +47,10 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self._catch_up()
+        # The current run state too: a client that was away may have missed the run's end.
+        latest = await database_sync_to_async(selectors.run_latest)(conversation_id=self.conversation_id)
+        if latest is not None:
+            await self.conversation_run({"type": realtime.RUN, "run": latest})
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):

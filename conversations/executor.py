@@ -26,6 +26,7 @@ from autogen_agentchat.messages import (
     ToolCallRequestEvent,
     ToolCallSummaryMessage,
 )
+from autogen_agentchat.teams import BaseGroupChat
 from autogen_core import CancellationToken
 from django.conf import settings
 from django.db import close_old_connections
@@ -189,6 +190,7 @@ class ChunkBuffer:
 
     def __init__(self, context: RunContext, interval: float) -> None:
         self._context = context
+        self._names = context.spec.display_names()
         self._interval = interval
         self._source = ""
         self._parts: list[str] = []
@@ -209,7 +211,12 @@ class ChunkBuffer:
         self._last_flush = time.monotonic()
         await realtime.publish(
             self._context.conversation_id,
-            realtime.chunk_event(run_id=self._context.run_id, source=self._source, text=text),
+            realtime.chunk_event(
+                run_id=self._context.run_id,
+                source=self._source,
+                name=self._names.get(self._source, self._source),
+                text=text,
+            ),
         )
 
 
@@ -217,7 +224,18 @@ async def _stream(context: RunContext, token: CancellationToken) -> str:
     team = build_team(context.spec)
     if context.team_state:
         await team.load_state(context.team_state)
+    stop_reason = await _consume(context, team, token)
+    # Saved only when the team completed: after an error AutoGen keeps the failed turn's input in
+    # the agent's buffer, and saving that would repeat it in the next prompt. A failed or cancelled
+    # run leaves the state of its last stored message, which is consistent.
+    final_state = dict(await team.save_state())
+    await sync_to_async(_save_state)(context.conversation_id, final_state)
+    return stop_reason
+
+
+async def _consume(context: RunContext, team: BaseGroupChat, token: CancellationToken) -> str:
     append = sync_to_async(services.message_append)
+    names = context.spec.display_names()
     last = time.monotonic()
     stop_reason = ""
     chunks = ChunkBuffer(context, settings.LODESTONE_STREAM_FLUSH_SECONDS)
@@ -244,7 +262,8 @@ async def _stream(context: RunContext, token: CancellationToken) -> str:
             source=mapped.source,
             type=mapped.type,
             content=mapped.content,
-            payload=mapped.payload,
+            # AutoGen names agents by slug; the chat shows each agent's display name.
+            payload={**mapped.payload, "agent_name": names.get(mapped.source, mapped.source)},
             prompt_tokens=mapped.prompt_tokens,
             completion_tokens=mapped.completion_tokens,
             latency_ms=int((now - last) * 1000),
@@ -252,9 +271,6 @@ async def _stream(context: RunContext, token: CancellationToken) -> str:
         )
         last = now
         await realtime.publish(context.conversation_id, realtime.message_event(message))
-    # The team has stopped: this state is complete and consistent.
-    final_state = dict(await team.save_state())
-    await sync_to_async(_save_state)(context.conversation_id, final_state)
     return stop_reason
 
 

@@ -4,7 +4,7 @@ Every event sent to a conversation's channel group is one of three shapes; consu
 them to sockets as JSON, or as HTML fragments for the browser chat:
 
 - ``conversation.message``: a persisted ``Message`` (clients deduplicate by ``seq``);
-- ``conversation.chunk``: a transient streamed token (``run_id``, ``source``, ``text``);
+- ``conversation.chunk``: transient streamed text (``run_id``, ``source``, ``name``, ``text``);
 - ``conversation.run``: a run changed status.
 """
 
@@ -68,8 +68,8 @@ def run_event(run: Run) -> dict[str, Any]:
     return {"type": RUN, "run": serialize_run(run)}
 
 
-def chunk_event(*, run_id: int, source: str, text: str) -> dict[str, Any]:
-    return {"type": CHUNK, "run_id": run_id, "source": source, "text": text}
+def chunk_event(*, run_id: int, source: str, name: str, text: str) -> dict[str, Any]:
+    return {"type": CHUNK, "run_id": run_id, "source": source, "name": name, "text": text}
 
 
 async def publish(conversation_id: int, event: dict[str, Any]) -> None:

@@ -23,6 +23,22 @@ def message_fragment(message: dict[str, Any]) -> str:
     return render_to_string(template, {"item": item})
 
 
+def history_items(items: list[dict[str, Any]], run_outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chat items of the page, each failed or cancelled run's outcome attached to the last item of
+    that run (``item["run_notice"]``), where the socket would have appended it live."""
+    last_of_run: dict[int, dict[str, Any]] = {}
+    for item in items:
+        if item.get("run_id") is not None:
+            last_of_run[item["run_id"]] = item
+    result = [dict(item) for item in items]
+    index = {id(original): copy for original, copy in zip(items, result, strict=True)}
+    for run in run_outcomes:
+        owner = last_of_run.get(run["id"])
+        if owner is not None:
+            index[id(owner)]["run_notice"] = run
+    return result
+
+
 def chunk_fragment(event: dict[str, Any]) -> str:
     return render_to_string("conversations/partials/ws_chunk.html", {"event": event})
 

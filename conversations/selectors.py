@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from conversations.models import Conversation, Message, Run
-from conversations.realtime import serialize_message
+from conversations.realtime import serialize_message, serialize_run
 
 
 def conversation_list(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Conversation]:
@@ -46,6 +46,18 @@ def run_active(*, conversation: Conversation) -> Run | None:
     return conversation.runs.filter(status__in=Run.ACTIVE_STATUSES).first()
 
 
+def run_outcomes(*, conversation: Conversation) -> list[dict[str, Any]]:
+    """Failed and cancelled runs of a conversation, oldest first: the chat shows their outcome."""
+    runs = conversation.runs.filter(status__in=[Run.Status.FAILED, Run.Status.CANCELLED]).order_by("id")
+    return [serialize_run(run) for run in runs]
+
+
+def run_latest(*, conversation_id: int) -> dict[str, Any] | None:
+    """The newest run, serialized: a (re)connecting socket learns the current run state from it."""
+    run = Run.objects.filter(conversation_id=conversation_id).order_by("-id").first()
+    return serialize_run(run) if run is not None else None
+
+
 def chat_items(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Messages as the chat shows them: a tool result folds into the card of its call."""
     calls: dict[str, dict[str, Any]] = {}
@@ -60,7 +72,7 @@ def chat_items(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             results = message["payload"].get("results", [])
             owner = calls.get(str(results[0].get("call_id"))) if results else None
             if owner is not None:
-                owner["results"].extend(results)
+                owner["results"].extend({**result, "seq": message["seq"]} for result in results)
             else:
                 items.append(message)
         else:

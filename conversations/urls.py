@@ -5,4 +5,8 @@ from conversations import views
 app_name = "conversations"
 urlpatterns = [
     path("", views.conversation_list_view, name="list"),
+    path("new/", views.conversation_new_view, name="new"),
+    path("<int:conversation_id>/", views.conversation_detail_view, name="detail"),
+    path("<int:conversation_id>/messages/", views.message_post_view, name="message-post"),
+    path("<int:conversation_id>/cancel/", views.run_cancel_view, name="run-cancel"),
 ]

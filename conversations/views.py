@@ -1,7 +1,140 @@
+"""The browser chat: thin views over the conversation selectors and services.
+
+Each view parses input, finds what the user may see through the selectors (another user's
+conversation is a 404), makes at most one service call and renders. Views that htmx calls render
+twice: a whole page for a normal request, the fragment htmx swaps for an htmx request
+(django-htmx's ``request.htmx``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.middleware import HtmxDetails
+
+from config.errors import ApplicationError
+from conversations import rendering, selectors, services
+from conversations.forms import ConversationForm, MessageForm
+from conversations.models import Conversation
+from conversations.realtime import serialize_run
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _is_htmx_fragment_request(request: HtmxHttpRequest) -> bool:
+    # A history restore wants the whole page, even though htmx sends it with HX-Request.
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _sidebar_context(request: HtmxHttpRequest, active: Conversation | None = None) -> dict[str, Any]:
+    return {"conversations": selectors.conversation_list(user=request.user), "active": active}
+
+
+def _add_errors(form: MessageForm | ConversationForm, exc: ValidationError) -> None:
+    """A service's ValidationError onto the form: per field when it names the form's fields."""
+    if hasattr(exc, "error_dict") and set(exc.error_dict) <= set(form.fields):
+        form.add_error(None, exc)
+    else:
+        form.add_error(None, exc.messages)
+
+
+def _chat_context(request: HtmxHttpRequest, conversation: Conversation, form: MessageForm) -> dict[str, Any]:
+    messages = selectors.messages_after(conversation_id=conversation.pk, after=0)
+    active_run = selectors.run_active(conversation=conversation)
+    return {
+        **_sidebar_context(request, conversation),
+        "conversation": conversation,
+        "items": rendering.history_items(
+            selectors.chat_items(messages), selectors.run_outcomes(conversation=conversation)
+        ),
+        "last_seq": max((m["seq"] for m in messages), default=0),
+        "run": serialize_run(active_run) if active_run else None,
+        "form": form,
+    }
 
 
 @login_required
-def conversation_list_view(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("todo")
+def conversation_list_view(request: HtmxHttpRequest) -> HttpResponse:
+    return render(request, "conversations/list.html", _sidebar_context(request))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def conversation_new_view(request: HtmxHttpRequest) -> HttpResponse:
+    form = ConversationForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            conversation = services.conversation_create(
+                owner=request.user,  # type: ignore[arg-type]
+                title=form.cleaned_data["title"],
+                **form.counterpart_kwargs(),  # type: ignore[arg-type]
+            )
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            return redirect("conversations:detail", conversation_id=conversation.pk)
+    status = 422 if form.is_bound else 200
+    return render(request, "conversations/new.html", {**_sidebar_context(request), "form": form}, status=status)
+
+
+@login_required
+def conversation_detail_view(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    context = _chat_context(request, conversation, MessageForm())
+    if _is_htmx_fragment_request(request):
+        # Navigation from the sidebar: the chat panel, plus the sidebar out of band.
+        return render(request, "conversations/partials/detail_fragment.html", context)
+    return render(request, "conversations/detail.html", context)
+
+
+@login_required
+@require_POST
+def message_post_view(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    form = MessageForm(request.POST)
+    status = 200
+    if form.is_valid():
+        try:
+            services.message_post(conversation=conversation, user=request.user, text=form.cleaned_data["text"])  # type: ignore[arg-type]
+        except ValidationError as exc:
+            _add_errors(form, exc)
+            status = 422
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+            status = exc.status_code
+        else:
+            form = MessageForm()  # a fresh, empty composer
+    else:
+        status = 422
+
+    if _is_htmx_fragment_request(request):
+        # The new message and the reply arrive over the socket; htmx swaps in the composer.
+        return render(
+            request,
+            "conversations/partials/message_form.html",
+            {"conversation": conversation, "form": form},
+            status=status,
+        )
+    if status == 200:
+        return redirect("conversations:detail", conversation_id=conversation.pk)
+    return render(request, "conversations/detail.html", _chat_context(request, conversation, form), status=status)
+
+
+@login_required
+@require_POST
+def run_cancel_view(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    run = selectors.run_active(conversation=conversation)
+    if run is not None:
+        services.run_cancel(run=run)
+    if _is_htmx_fragment_request(request):
+        # The socket announces the run's new status to every open tab, this one included.
+        return HttpResponse(status=204)
+    return redirect("conversations:detail", conversation_id=conversation.pk)

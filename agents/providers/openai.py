@@ -13,7 +13,16 @@ from agents.providers import ProviderError, register_provider
 if TYPE_CHECKING:
     from agents.models import ModelConfig
 
-_CLIENT_OPTIONS = {"temperature", "top_p", "max_tokens", "seed", "frequency_penalty", "presence_penalty", "timeout"}
+_CLIENT_OPTIONS = {
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "seed",
+    "frequency_penalty",
+    "presence_penalty",
+    "timeout",
+    "max_retries",
+}
 
 
 def _options(config: ModelConfig) -> dict[str, Any]:

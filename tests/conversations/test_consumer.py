@@ -92,10 +92,13 @@ async def test_reconnect_with_after_gets_exactly_the_missed_messages(inline_runn
     comm = await connect(user, conversation.pk, "after=1")
     connected, _ = await comm.connect()
     assert connected
-    replayed = [await comm.receive_json_from(timeout=5) for _ in range(2)]
+    replayed = [await comm.receive_json_from(timeout=5) for _ in range(3)]
     assert await comm.receive_nothing(timeout=0.2)
     await comm.disconnect()
-    assert [(e["message"]["seq"], e["message"]["content"]) for e in replayed] == [(2, "One."), (3, "Two.")]
+    assert [(e["message"]["seq"], e["message"]["content"]) for e in replayed[:2]] == [(2, "One."), (3, "Two.")]
+    # Then the state of the latest run, which a client that was away may have missed.
+    assert replayed[2]["type"] == "conversation.run"
+    assert (replayed[2]["run"]["id"], replayed[2]["run"]["status"]) == (run.pk, "completed")
 
 
 async def test_another_user_and_anonymous_are_refused(inline_runner: InlineRunner) -> None:

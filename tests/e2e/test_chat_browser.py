@@ -1,0 +1,311 @@
+"""The browser chat end to end: Debian's Chromium (through Playwright) against a live Daphne server.
+
+The server runs the embedded defaults (``config.settings.local``: SQLite, in-memory channel layer,
+inline runner) in its own var directory, with scripted replay models that stream slowly enough to
+watch: the test sees tokens arrive in the live bubble while the run is still going, then the stored
+messages, then the same history after a reload. Nothing here is mocked in the browser.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import textwrap
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.servers import REPO, VENV_BIN, free_port, port_open, stop, wait_until
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+USERNAME, PASSWORD = "e2e-user", "e2e-Secret-pw-417"
+WRITER_TEXT = (
+    "Lodestones are naturally magnetised pieces of magnetite. Sailors once hung them on threads so they "
+    "would swing north, the first compasses. Today the word means something that guides and attracts, "
+    "which is why this project carries the name."
+)
+REVIEWER_TEXT = (
+    "Accurate and concise. One improvement: mention that lightning strikes are thought to magnetise "
+    "them, which explains why they are rare, and give an **example** of a famous lodestone in a museum."
+)
+NARRATOR_TEXT = " ".join(f"word{n}" for n in range(120))  # long enough to stop half-way
+SCREENSHOT = Path("/tmp/lodestone-chat.png")
+SCREENSHOT_STREAMING = Path("/tmp/lodestone-chat-streaming.png")
+
+SETUP_SCRIPT = textwrap.dedent(
+    f"""
+    from django.contrib.auth import get_user_model
+    from agents import services
+    from agents.models import Team
+
+    duo_model = services.model_config_create(
+        name="Replay duo", provider="replay",
+        options={{"responses": [{WRITER_TEXT!r}, {REVIEWER_TEXT!r}], "chunk_delay": 0.05}},
+    )
+    writer = services.agent_create(slug="writer", name="Writer", description="Answers.", model_config=duo_model)
+    reviewer = services.agent_create(slug="reviewer", name="Reviewer", description="Reviews.", model_config=duo_model)
+    services.team_create(
+        slug="duo", name="Writer and Reviewer", kind=Team.Kind.ROUND_ROBIN, agents=[writer, reviewer], max_messages=3
+    )
+    narrator_model = services.model_config_create(
+        name="Replay narrator", provider="replay", options={{"responses": [{NARRATOR_TEXT!r}], "chunk_delay": 0.05}}
+    )
+    services.agent_create(slug="narrator", name="Narrator", description="Talks at length.", model_config=narrator_model)
+    get_user_model().objects.create_user(username={USERNAME!r}, password={PASSWORD!r})
+    """
+)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    log: Path
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + "; CI must provide it.")
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def daphne_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    _require((REPO / "node_modules" / "htmx.org" / "dist" / "htmx.min.js").exists(), "node_modules missing: npm ci")
+    var_dir = tmp_path_factory.mktemp("e2e-var")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "LODESTONE_RUNNER"}
+        and not key.startswith("DJANGO_")
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.local",
+        LODESTONE_VAR_DIR=str(var_dir),
+        PYTHONUNBUFFERED="1",
+        LODESTONE_LOG_LEVEL="WARNING",
+    )
+    python = str(VENV_BIN / "python")
+    subprocess.run([python, "manage.py", "migrate", "--noinput"], cwd=REPO, env=env, check=True, capture_output=True)
+    subprocess.run([python, "manage.py", "shell", "-c", SETUP_SCRIPT], cwd=REPO, env=env, check=True)
+
+    port = free_port()
+    log = var_dir / "daphne.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            cwd=REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    server = LiveServer(url=f"http://127.0.0.1:{port}", log=log)
+    try:
+        wait_until(lambda: port_open(port), what="daphne", limit=30, process=process)
+        # The first request binds the inline runner to the server's loop; make it a cheap one.
+        wait_until(
+            lambda: urllib.request.urlopen(f"{server.url}/accounts/login/", timeout=5).status == 200,  # noqa: S310
+            what="daphne answering HTTP",
+            limit=30,
+            process=process,
+        )
+        yield server
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    _require(CHROMIUM.exists(), f"{CHROMIUM} is missing (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: object, daphne_server: LiveServer) -> Iterator[object]:
+    from playwright.sync_api import Browser
+
+    assert isinstance(browser, Browser)
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=daphne_server.url)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.console_errors = errors  # type: ignore[attr-defined]
+    try:
+        yield page
+    except Exception:
+        print(daphne_server.log_tail())
+        raise
+    finally:
+        context.close()
+
+
+def sign_in_and_start(page: object, counterpart: str) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/conversations/$"))
+    page.get_by_label("Username").fill(USERNAME)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/conversations/$"))
+
+    page.locator(".sidebar").get_by_role("link", name="New conversation").click()
+    page.get_by_label("Talk to").select_option(label=counterpart)
+    page.get_by_role("button", name="Start conversation").click()
+    expect(page.locator(".chat-title h1")).to_have_text(f"Chat with {counterpart}")
+    # The socket is open before we speak, so no streamed token is missed.
+    expect(page.locator("#main.chat.is-live")).to_be_visible()
+
+
+def test_chat_streams_a_team_reply_and_keeps_the_history(page: object, daphne_server: LiveServer) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    sign_in_and_start(page, "Writer and Reviewer")
+
+    composer = page.locator("#composer textarea")
+    composer.fill("Where does the name *lodestone* come from?")
+    composer.press("Enter")
+    expect(composer).to_have_value("")  # the fresh composer came back
+
+    # Tokens stream into the live bubble while the run is still going: the Stop button is still there.
+    live_text = page.locator("#live-text")
+    expect(live_text).to_contain_text("Lodestones are", timeout=15_000)
+    stop_button = page.locator("#run-status .btn-stop")
+    expect(stop_button).to_be_visible()
+    expect(page.locator("#run-status")).to_have_attribute("data-run-status", "running")
+    expect(page.locator("#live-head .agent-name")).to_have_text("Writer")
+    first = len(live_text.text_content() or "")
+    page.wait_for_function(f"document.querySelector('#live-text').textContent.length > {first}")  # token by token
+    assert not page.locator("#messages .msg-agent").count(), "nothing is stored before the agent finishes"
+    page.screenshot(path=str(SCREENSHOT_STREAMING))
+
+    # Then the stored messages, with the agents' names, and the run ends.
+    expect(page.locator("#run-status")).to_have_attribute("data-run-status", "completed", timeout=30_000)
+    expect(stop_button).to_have_count(0)
+    expect(page.locator("#live")).to_be_hidden()
+    assert_history(page)
+    page.screenshot(path=str(SCREENSHOT), full_page=False)
+
+    # A reload renders the whole history on the server, with the same partials.
+    page.reload()
+    expect(page.locator("#main.chat.is-live")).to_be_visible()
+    assert_history(page)
+    # Once the socket is connected it reports the latest run, as the live page showed it.
+    expect(page.locator("#run-status")).to_have_attribute("data-run-status", "completed")
+    check_resume_and_dedup(page)
+
+    # Sidebar navigation swaps the chat panel in with htmx (the view's fragment rendering) and reconnects;
+    # the panel comes from the server again, without the copy fed in above.
+    page.locator(".sidebar .brand").click()
+    expect(page).to_have_url(re.compile(r"/conversations/$"))
+    page.locator(".sidebar .conv-link", has_text="Chat with Writer and Reviewer").click()
+    expect(page).to_have_url(re.compile(r"/conversations/\d+/$"))
+    expect(page.locator("#main.chat.is-live")).to_be_visible()
+    expect(page).to_have_title(re.compile("Chat with Writer and Reviewer"))
+    assert_history(page)
+
+    # The script is used up: the next reply fails, and says so in place.
+    composer = page.locator("#composer textarea")
+    composer.fill("And one more thing?")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".run-notice-failed")).to_contain_text("No more mock responses", timeout=20_000)
+    expect(page.locator("#run-status")).to_have_attribute("data-run-status", "failed")
+    assert page.console_errors == []  # type: ignore[attr-defined]
+
+
+def check_resume_and_dedup(page: object) -> None:
+    """chat.js: sockets (re)connect with after=<highest seq on the page>, and a message fragment whose
+    seq the page already shows is dropped (fed through the real socket's message handler)."""
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    assert "after=3" in page.evaluate("LodestoneChat.socket.url")
+    reconnect_url = page.evaluate(
+        """() => {
+            const live = LodestoneChat.socket;
+            const socket = htmx.createWebSocket(live.url.replace(/after=\\d+/, 'after=0'));
+            const url = socket.url;
+            socket.close();
+            LodestoneChat.socket = live;
+            return url;
+        }"""
+    )
+    assert "after=3" in reconnect_url and "format=html" in reconnect_url
+    page.evaluate(
+        """() => {
+            const again = document.querySelector('#messages [data-seq="2"]').outerHTML;
+            const feed = (html) => LodestoneChat.socket.dispatchEvent(new MessageEvent('message', {data: html}));
+            feed('<div hx-swap-oob="beforeend:#messages">' + again + '</div>');
+            feed('<div hx-swap-oob="beforeend:#messages">' + again.replaceAll('"2"', '"99"') + '</div>');
+        }"""
+    )
+    # The copy with a new seq went in, the duplicate did not.
+    expect(page.locator("#messages [data-seq]")).to_have_count(4)
+    expect(page.locator('#messages [data-seq="2"]')).to_have_count(1)
+    expect(page.locator('#messages [data-seq="99"]')).to_have_count(1)
+
+
+def assert_history(page: object) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    expect(page.locator("#messages [data-seq]")).to_have_count(3)
+    expect(page.locator("#messages .msg-user")).to_contain_text("Where does the name lodestone come from?")
+    expect(page.locator("#messages .msg-agent .agent-name")).to_have_text(["Writer", "Reviewer"])
+    agents = page.locator("#messages .msg-agent .prose")
+    expect(agents.nth(0)).to_contain_text("naturally magnetised pieces of magnetite")
+    expect(agents.nth(1)).to_contain_text("Accurate and concise")
+    expect(agents.nth(1).locator("strong")).to_have_text("example")  # markdown, rendered on the server
+    expect(page.locator("#messages .msg-user em")).to_have_text("lodestone")
+
+
+def test_stop_button_cancels_a_streaming_reply(page: object, daphne_server: LiveServer) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    sign_in_and_start(page, "Narrator")
+
+    page.locator("#composer textarea").fill("Tell me everything.")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#live-text")).to_contain_text("word3")
+    page.locator("#run-status .btn-stop").click()
+
+    expect(page.locator("#run-status")).to_have_attribute("data-run-status", "cancelled", timeout=15_000)
+    expect(page.locator(".run-notice-cancelled")).to_contain_text("Stopped")
+    expect(page.locator("#live")).to_be_hidden()  # the unfinished text is not kept
+    expect(page.locator("#run-status .btn-stop")).to_have_count(0)
+    assert "word119" not in (page.locator("#messages").text_content() or "")
+
+    page.reload()
+    expect(page.locator(".run-notice-cancelled")).to_contain_text("Stopped")
+    expect(page.locator("#messages [data-seq]")).to_have_count(1)
+    assert page.console_errors == []  # type: ignore[attr-defined]
