@@ -34,6 +34,12 @@ class ModelConfig(models.Model):
         blank=True,
         help_text="Provider options, e.g. temperature, max_tokens; for replay: responses, chunk_delay.",
     )
+    prompt_price_per_million = models.DecimalField(
+        max_digits=12, decimal_places=4, default=0, help_text="Cost of a million prompt tokens (your currency)."
+    )
+    completion_price_per_million = models.DecimalField(
+        max_digits=12, decimal_places=4, default=0, help_text="Cost of a million completion tokens."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -73,6 +79,13 @@ class Agent(models.Model):
     capabilities = models.JSONField(default=list, blank=True, help_text='Short tags, e.g. ["planning"].')
     model_config = models.ForeignKey(ModelConfig, on_delete=models.PROTECT, related_name="agents")
     tool_names = models.JSONField(default=list, blank=True, help_text="Builtin tools this agent may call.")
+    memory_enabled = models.BooleanField(
+        default=False, help_text="Recall similar past experiences into context, and store each run's outcome."
+    )
+    handoffs = models.JSONField(
+        default=list, blank=True, help_text='Swarm teams: slugs of agents (or "user") this agent may hand off to.'
+    )
+    preset = models.CharField(max_length=32, blank=True, help_text="The preset this agent was created from, if any.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -100,6 +113,9 @@ class Team(models.Model):
     class Kind(models.TextChoices):
         SINGLE = "single", "Single agent"
         ROUND_ROBIN = "round_robin", "Round robin"
+        SELECTOR = "selector", "Selector"
+        MAGENTIC_ONE = "magentic_one", "Magentic-One"
+        SWARM = "swarm", "Swarm (handoffs)"
 
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=100)
@@ -109,6 +125,22 @@ class Team(models.Model):
         null=True, blank=True, help_text="Stop after this many messages (the user's task counts as one)."
     )
     stop_word = models.CharField(max_length=64, blank=True, help_text="Stop when a message mentions this text.")
+    token_budget = models.PositiveIntegerField(null=True, blank=True, help_text="Stop after this many tokens.")
+    timeout_seconds = models.PositiveIntegerField(null=True, blank=True, help_text="Stop after this many seconds.")
+    stop_on_handoff_to_user = models.BooleanField(default=False, help_text="Stop when an agent hands off to the user.")
+    selector_prompt = models.TextField(
+        blank=True, help_text="Selector teams: the prompt the model picks speakers with."
+    )
+    allow_repeated_speaker = models.BooleanField(default=False, help_text="Selector teams: may one agent speak twice.")
+    max_stalls = models.PositiveIntegerField(null=True, blank=True, help_text="Magentic-One: stalls before replanning.")
+    orchestrator_model = models.ForeignKey(
+        ModelConfig,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="orchestrated_teams",
+        help_text="Selector and Magentic-One teams: the model that picks speakers or plans.",
+    )
     participants: models.ManyToManyField[Agent, TeamMember] = models.ManyToManyField(
         Agent, through="TeamMember", related_name="teams"
     )
@@ -119,9 +151,15 @@ class Team(models.Model):
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(max_messages__isnull=False) | ~models.Q(stop_word=""),
+                condition=models.Q(max_messages__isnull=False)
+                | ~models.Q(stop_word="")
+                | models.Q(token_budget__isnull=False)
+                | models.Q(timeout_seconds__isnull=False)
+                | models.Q(stop_on_handoff_to_user=True)
+                | models.Q(kind="magentic_one"),
                 name="team_has_termination",
-                violation_error_message="A team needs a maximum number of messages or a stop word.",
+                violation_error_message="A team needs a termination: max messages, stop word, token budget, "
+                "timeout or handoff to the user.",
             ),
         ]
 
