@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 
 from config.errors import ApplicationError
 from conversations import realtime, rendering, selectors, services
-from conversations.models import Conversation
+from conversations.models import Conversation, Run
 
 CLOSE_NOT_FOUND = 4404
 
@@ -100,7 +100,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(event)
 
     async def conversation_run(self, event: dict[str, Any]) -> None:
-        if event["run"]["status"] not in ("queued", "running"):
+        if event["run"]["status"] in Run.FINISHED_STATUSES:
             await self._catch_up()  # nothing of a finished run may be missing
         if self.html:
             await self.send(text_data=rendering.run_fragment(event["run"]))

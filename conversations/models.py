@@ -53,8 +53,11 @@ class Run(models.Model):
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+        AWAITING_INPUT = "awaiting_input", "Awaiting input"
 
-    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+    # A run waiting for the user (a question, a tool approval) still holds the conversation.
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING, Status.AWAITING_INPUT)
+    FINISHED_STATUSES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="runs")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
@@ -73,7 +76,7 @@ class Run(models.Model):
             # At most one queued or running run per conversation: messages are answered in order.
             models.UniqueConstraint(
                 fields=["conversation"],
-                condition=models.Q(status__in=["queued", "running"]),
+                condition=models.Q(status__in=["queued", "running", "awaiting_input"]),
                 name="run_one_active_per_conversation",
             ),
         ]
@@ -105,6 +108,11 @@ class Message(models.Model):
         HANDOFF = "handoff", "Handoff"
         STOP = "stop", "Stop"
         ERROR = "error", "Error"
+        MEMORY = "memory", "Memory recall"
+        APPROVAL = "approval", "Tool approval request"
+        INPUT_REQUEST = "input_request", "Question to the user"
+        LEDGER = "ledger", "Plan or progress ledger"
+        ROUTING = "routing", "Routing decision"
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")

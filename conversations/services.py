@@ -162,7 +162,8 @@ def run_finish(*, run_id: int, status: str, error: str = "", stop_reason: str = 
 def runs_fail_interrupted(*, reason: str = "Interrupted: the server restarted while this reply was running.") -> int:
     """At start-up of a single-process server: runs left active can never finish, so fail them
     (the messages they had stored are kept; the conversation accepts new messages)."""
-    runs = list(Run.objects.filter(status__in=Run.ACTIVE_STATUSES))
+    # A run awaiting the user's input is parked, not executing: it survives a restart.
+    runs = list(Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING]))
     with transaction.atomic():
         for run in runs:
             run.status = Run.Status.FAILED
