@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "agents",
     "conversations",
+    "memory",
 ]
 
 MIDDLEWARE = [
@@ -144,6 +145,10 @@ LODESTONE_CANCEL_POLL_SECONDS = 0.5
 
 # --- Secrets at rest (model API keys): Fernet keys derived from this, SECRET_KEY by default.
 LODESTONE_FIELD_ENCRYPTION_KEY = env.get_str("LODESTONE_FIELD_ENCRYPTION_KEY", "")
+
+# --- Memory: the embedder and vector store backends (registries in memory/embeddings, memory/vector).
+LODESTONE_EMBEDDER = env.get_str("LODESTONE_EMBEDDER", "local")
+LODESTONE_VECTOR_STORE = env.get_str("VECTOR_STORE", "embedded")
 
 # --- Model providers: a key here serves every "openai" model config that has no key of its own.
 OPENAI_API_KEY = env.get_optional("OPENAI_API_KEY")

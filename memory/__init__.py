@@ -1,0 +1,1 @@
+"""Magnetic memory: experiences agents store and recall by meaning (see docs/memory.md)."""
