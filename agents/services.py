@@ -40,8 +40,11 @@ def agent_create(
     system_message: str = "",
     capabilities: Sequence[str] = (),
     tool_names: Sequence[str] = (),
+    **fields: Any,
 ) -> Agent:
+    """``fields``: further ``Agent`` fields, e.g. ``handoffs``, ``preset``, ``memory_enabled``."""
     agent = Agent(
+        **fields,
         slug=slug,
         name=name,
         description=description,
@@ -52,6 +55,11 @@ def agent_create(
     )
     agent.full_clean()
     agent.save()
+    if tool_names:
+        # Deprecated field: the tools named here become active grants, which is what the factory reads.
+        from tools.services import tool_grants_from_names
+
+        tool_grants_from_names(agent=agent, names=list(tool_names))
     return agent
 
 
@@ -65,7 +73,10 @@ def team_create(
     description: str = "",
     max_messages: int | None = None,
     stop_word: str = "",
+    **fields: Any,
 ) -> Team:
+    """``fields``: further ``Team`` fields (token_budget, timeout_seconds, stop_on_handoff_to_user,
+    selector_prompt, allow_repeated_speaker, max_stalls, orchestrator_model)."""
     if not agents:
         raise ValidationError({"participants": "A team needs at least one agent."})
     if kind == Team.Kind.SINGLE and len(agents) != 1:
@@ -73,7 +84,13 @@ def team_create(
     if len({a.pk for a in agents}) != len(agents):
         raise ValidationError({"participants": "An agent can join a team only once."})
     team = Team(
-        slug=slug, name=name, kind=kind, description=description, max_messages=max_messages, stop_word=stop_word
+        slug=slug,
+        name=name,
+        kind=kind,
+        description=description,
+        max_messages=max_messages,
+        stop_word=stop_word,
+        **fields,
     )
     team.full_clean()
     team.save()

@@ -4,13 +4,20 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from conversations import openai_api
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="conversations:list", permanent=False)),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("conversations/", include("conversations.urls")),
+    path("agents/", include("agents.urls")),
+    path("memory/", include("memory.urls")),
+    path("tools/", include("tools.urls")),
     path("api/", include("config.api_urls")),
+    path("v1/models", openai_api.models_view, name="openai-models"),
+    path("v1/chat/completions", openai_api.chat_completions_view, name="openai-chat-completions"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -10,6 +10,14 @@ urlpatterns = [
         apis.MessageListCreateApi.as_view(),
         name="api-conversation-messages",
     ),
+    path(
+        "conversations/<int:conversation_id>/usage/",
+        apis.ConversationUsageApi.as_view(),
+        name="api-conversation-usage",
+    ),
     path("runs/<int:run_id>/", apis.RunDetailApi.as_view(), name="api-run-detail"),
     path("runs/<int:run_id>/cancel/", apis.RunCancelApi.as_view(), name="api-run-cancel"),
+    path("runs/<int:run_id>/input/", apis.RunInputApi.as_view(), name="api-run-input"),
+    path("runs/<int:run_id>/pause/", apis.RunPauseApi.as_view(), name="api-run-pause"),
+    path("runs/<int:run_id>/resume/", apis.RunResumeApi.as_view(), name="api-run-resume"),
 ]

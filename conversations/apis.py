@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.contrib.auth.models import User
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -291,3 +292,92 @@ class RunCancelApi(APIView):
     def post(self, request: Request, run_id: int) -> Response:
         run = selectors.run_get(user=request.user, run_id=run_id)
         return Response(serialize_run(services.run_cancel(run=run)))
+
+
+class RunInputApi(APIView):
+    @extend_schema_serializer(component_name="RunInput")
+    class InputSerializer(serializers.Serializer):
+        text = serializers.CharField(
+            allow_blank=True, trim_whitespace=False, help_text="The answer to the team's question."
+        )
+
+    @extend_schema_serializer(component_name="RunInputAnswered")
+    class OutputSerializer(serializers.Serializer):
+        message = MessageOutputSerializer()
+        run = RunOutputSerializer(help_text="The run that continues with the answer (a new one after a handoff).")
+
+    @extend_schema(
+        operation_id="runs_input",
+        summary="Answer the question a run waits on",
+        description=(
+            "A run in `awaiting_input` asked the user (an `input_request` message). The answer is stored as "
+            "the user's message and the team continues: in the same run, or — after a swarm's handoff to the "
+            "user or a server restart — in a new run that gets the answer as its task."
+        ),
+        request=InputSerializer,
+        responses={
+            status.HTTP_202_ACCEPTED: OutputSerializer,
+            status.HTTP_400_BAD_REQUEST: BAD_REQUEST,
+            status.HTTP_404_NOT_FOUND: NOT_FOUND,
+            status.HTTP_409_CONFLICT: OpenApiResponse(description="The run is not waiting for an answer."),
+        },
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        run = selectors.run_get(user=request.user, run_id=run_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        message, answering = services.run_answer(run=run, user=_user(request), text=serializer.validated_data["text"])
+        return Response(
+            {"message": serialize_message(message), "run": serialize_run(answering)}, status=status.HTTP_202_ACCEPTED
+        )
+
+
+class ConversationUsageApi(APIView):
+    @extend_schema(
+        operation_id="conversations_usage",
+        summary="Tokens and cost of a conversation: in total, per run and per agent",
+        description=(
+            "Summed from the messages; each message's cost is its tokens at its model config's prices "
+            "(per million prompt and completion tokens), as a decimal string."
+        ),
+        responses={status.HTTP_200_OK: OpenApiTypes.OBJECT, status.HTTP_404_NOT_FOUND: NOT_FOUND},
+    )
+    def get(self, request: Request, conversation_id: int) -> Response:
+        from conversations.usage import conversation_usage
+
+        conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+        return Response(conversation_usage(conversation=conversation))
+
+
+class RunPauseApi(APIView):
+    @extend_schema(
+        operation_id="runs_pause",
+        summary="Pause a run",
+        request=None,
+        description=(
+            "A running team stops after the message in flight and waits in `awaiting_input` with its state "
+            "kept; resume it with `POST /api/runs/{id}/resume/` or by answering. A queued run is cancelled."
+        ),
+        responses={status.HTTP_200_OK: RunOutputSerializer, status.HTTP_404_NOT_FOUND: NOT_FOUND},
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        run = selectors.run_get(user=request.user, run_id=run_id)
+        return Response(serialize_run(services.run_pause(run=run)))
+
+
+class RunResumeApi(APIView):
+    @extend_schema(
+        operation_id="runs_resume",
+        summary="Resume a paused or waiting run",
+        request=None,
+        description='Continues the team (as the answer "Continue."); returns the run that goes on.',
+        responses={
+            status.HTTP_202_ACCEPTED: RunOutputSerializer,
+            status.HTTP_404_NOT_FOUND: NOT_FOUND,
+            status.HTTP_409_CONFLICT: OpenApiResponse(description="The run is not waiting."),
+        },
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        run = selectors.run_get(user=request.user, run_id=run_id)
+        _, answering = services.run_resume(run=run, user=_user(request))
+        return Response(serialize_run(answering), status=status.HTTP_202_ACCEPTED)

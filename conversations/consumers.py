@@ -1,7 +1,9 @@
 """The conversation socket: replays what a client missed, then streams live events.
 
 Connect to ``/ws/conversations/<id>/?after=<seq>`` (``&format=html`` for htmx fragments).
-Clients may send ``{"type": "message.post", "text": ...}`` and ``{"type": "run.cancel"}``.
+Clients may send ``{"type": "message.post", "text": ...}``, ``{"type": "input.answer", "text": ...}``
+(the answer to a run waiting in ``awaiting_input``), ``{"type": "tool.approval", "approval_id": N,
+"approve": true|false}`` (a tool call waiting for the user's approval) and ``{"type": "run.cancel"}``.
 """
 
 from __future__ import annotations
@@ -115,8 +117,17 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
                 await database_sync_to_async(self._post)(content.get("text"))
             elif action == "run.cancel":
                 await database_sync_to_async(self._cancel)()
+            elif action == "input.answer":
+                await database_sync_to_async(self._answer)(content.get("text"))
+            elif action == "run.pause":
+                await database_sync_to_async(self._pause)()
+            elif action == "tool.approval":
+                await database_sync_to_async(self._tool_approval)(content.get("approval_id"), content.get("approve"))
             else:
-                await self._error("Unknown action: send type 'message.post' or 'run.cancel'.")
+                await self._error(
+                    "Unknown action: send type 'message.post', 'input.answer', 'tool.approval', "
+                    "'run.pause' or 'run.cancel'."
+                )
         except ValidationError as exc:
             await self._error(" ".join(exc.messages))
         except ApplicationError as exc:
@@ -133,6 +144,27 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
 
     def _post(self, text: Any) -> None:
         services.message_post(conversation=self._conversation(), user=self.scope["user"], text=text)
+
+    def _answer(self, text: Any) -> None:
+        run = Run.objects.filter(conversation_id=self.conversation_id, status=Run.Status.AWAITING_INPUT).first()
+        if run is None:
+            raise ApplicationError("Nothing is waiting for an answer in this conversation.")
+        services.run_answer(run=run, user=self.scope["user"], text=text)
+
+    def _tool_approval(self, approval_id: Any, approve: Any) -> None:
+        """``{"type": "tool.approval", "approval_id": N, "approve": true|false}``: a paused tool call."""
+        from tools.services import tool_approval_answer
+
+        if not isinstance(approve, bool):
+            raise ValidationError("Send approve as true or false.")
+        tool_approval_answer(
+            approval_id=approval_id, user=self.scope["user"], approve=approve, conversation_id=self.conversation_id
+        )
+
+    def _pause(self) -> None:
+        run = Run.objects.filter(conversation_id=self.conversation_id, status=Run.Status.RUNNING).first()
+        if run is not None:
+            services.run_pause(run=run)
 
     def _cancel(self) -> None:
         run = selectors.run_active(conversation=self._conversation())

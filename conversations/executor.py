@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -18,6 +18,7 @@ from autogen_agentchat.messages import (
     BaseAgentEvent,
     BaseChatMessage,
     HandoffMessage,
+    MemoryQueryEvent,
     ModelClientStreamingChunkEvent,
     StopMessage,
     TextMessage,
@@ -25,14 +26,16 @@ from autogen_agentchat.messages import (
     ToolCallExecutionEvent,
     ToolCallRequestEvent,
     ToolCallSummaryMessage,
+    UserInputRequestedEvent,
 )
 from autogen_agentchat.teams import BaseGroupChat
 from autogen_core import CancellationToken
 from django.conf import settings
 from django.db import close_old_connections
 
-from agents.factory import TeamSpec, build_team, spec_for_agent, spec_for_team
-from conversations import realtime, services
+from agents.factory import USER_PROXY_PRESET, TeamSpec, build_team, spec_for_agent, spec_for_team
+from agents.models import Agent
+from conversations import manager, realtime, services
 from conversations.models import Message, Run
 
 logger = logging.getLogger(__name__)
@@ -51,9 +54,17 @@ def signal_cancel(run_id: int) -> None:
 class RunContext:
     run_id: int
     conversation_id: int
-    task: str
+    # A HandoffMessage when a swarm resumes after a handoff to the user; the user proxy's message
+    # when its question is answered in a new run (after a restart).
+    task: str | BaseChatMessage
     spec: TeamSpec
     team_state: dict[str, Any] | None
+    router: manager.SelectorRouter | None = None  # selector teams: our routing, with its decisions
+    last_text: str = ""  # the last thing an agent said: the question a user proxy asks
+    # Set when the stream reaches a user proxy's UserInputRequestedEvent: everything said before
+    # the question is stored, so the question gets the next seq.
+    input_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    owner: asyncio.Task[Any] | None = None  # the task executing the run
 
 
 @dataclass
@@ -73,13 +84,16 @@ def _load_context(run_id: int) -> RunContext | None:
         return None
     conversation = run.conversation
     spec = spec_for_team(conversation.team) if conversation.team_id else spec_for_agent(conversation.agent)  # type: ignore[arg-type]
+    spec = replace(spec, owner_id=conversation.owner_id)  # whose memories the agents recall
     user_message = run.messages.filter(type=Message.Type.USER).order_by("seq").first()
     if user_message is None:
         raise ValueError("The run has no user message to answer.")
     return RunContext(
         run_id=run.pk,
         conversation_id=conversation.pk,
-        task=user_message.content,
+        task=manager.task_for(
+            spec, conversation_id=conversation.pk, text=user_message.content, answer_to=user_message.payload
+        ),
         spec=spec,
         team_state=conversation.team_state,
     )
@@ -113,6 +127,8 @@ def map_event(event: BaseAgentEvent | BaseChatMessage) -> MappedEvent | None:
         return MappedEvent(Message.Type.HANDOFF, event.source, event.content, {"target": event.target}, **tokens)
     if isinstance(event, StopMessage):
         return MappedEvent(Message.Type.STOP, event.source, event.content, {})
+    if isinstance(event, MemoryQueryEvent):
+        return map_memory_event(event)
     logger.debug("Not persisting AutoGen event %s", type(event).__name__)
     return None
 
@@ -163,9 +179,16 @@ async def execute_run(run_id: int) -> None:
     except asyncio.CancelledError:
         if token.is_cancelled():
             status, stop_reason = Run.Status.CANCELLED, "Stopped by the user."
+            parked = await sync_to_async(services.run_park_paused)(run_id=run_id)
+            if parked is not None:  # paused: the run waits for the user, its state kept
+                await realtime.publish(context.conversation_id, realtime.message_event(parked[0]))
+                await _publish_run(parked[1])
+                return
         else:
-            status, error = Run.Status.FAILED, "Interrupted: the server stopped while this reply was running."
-            await _end(context, status, error, stop_reason)
+            # A run waiting for the user's answer stays parked: the answer resumes it in a new run.
+            if not await sync_to_async(services.run_input_detach)(run_id=run_id):
+                status, error = Run.Status.FAILED, "Interrupted: the server stopped while this reply was running."
+                await _end(context, status, error, stop_reason)
             raise
     except Exception as exc:
         logger.warning("Run %s failed: %s", run_id, exc, exc_info=settings.DEBUG)
@@ -173,7 +196,76 @@ async def execute_run(run_id: int) -> None:
     finally:
         watcher.cancel()
         _TOKENS.pop(run_id, None)
+    if status == Run.Status.COMPLETED:
+        await _remember(context)
+    if status == Run.Status.COMPLETED and await sync_to_async(manager.park_if_handed_to_user)(context.run_id):
+        # A handoff to the user: the run waits for the answer (the next run takes it).
+        await _publish_parked(context)
+        return
     await _end(context, status, error, stop_reason)
+
+
+async def _publish_parked(context: RunContext) -> None:
+    request = await Message.objects.filter(run_id=context.run_id, type=Message.Type.INPUT_REQUEST).alatest("seq")
+    await realtime.publish(context.conversation_id, realtime.message_event(request))
+    await _publish_run(await Run.objects.aget(pk=context.run_id))
+
+
+async def _ask_user(context: RunContext, agent: Agent, prompt: str, token: CancellationToken | None) -> str:
+    """A user proxy's turn: ask in the chat, wait in ``awaiting_input`` for the answer."""
+    try:
+        await asyncio.wait_for(context.input_requested.wait(), timeout=10)
+    except TimeoutError:
+        logger.warning("Run %s: asking the user without the stream having caught up", context.run_id)
+    context.input_requested.clear()
+    parked = await sync_to_async(services.run_request_input)(
+        run_id=context.run_id, source=agent.slug, question=context.last_text or prompt, agent_name=agent.name
+    )
+    if parked is None:
+        raise asyncio.CancelledError()
+    request, run = parked
+    await realtime.publish(context.conversation_id, realtime.message_event(request))
+    await _publish_run(run)
+    answer_for = sync_to_async(services.answer_for)
+    while True:
+        answer, waiting = await answer_for(run_id=context.run_id, request_seq=request.seq)
+        if answer is not None:
+            await _publish_run(await Run.objects.aget(pk=context.run_id))
+            return answer
+        if context.owner is not None and context.owner.cancelling():
+            # The server is stopping: AutoGen waits for this turn before the run's task can end.
+            await sync_to_async(services.run_input_detach)(run_id=context.run_id)
+            raise asyncio.CancelledError()
+        if not waiting or (token is not None and token.is_cancelled()):
+            raise asyncio.CancelledError()
+        await asyncio.sleep(settings.LODESTONE_INPUT_POLL_SECONDS)
+
+
+def map_memory_event(event: MemoryQueryEvent) -> MappedEvent:
+    """What a memory-enabled agent recalled (``memory.autogen``): the chat's "recalled" card."""
+    memories = [
+        {
+            "id": (item.metadata or {}).get("experience_id"),
+            "text": item.content if isinstance(item.content, str) else str(item.content),
+            "score": (item.metadata or {}).get("score"),
+        }
+        for item in event.content
+    ]
+    count = len(memories)
+    content = f"Recalled {count} {'memory' if count == 1 else 'memories'}"
+    return MappedEvent(Message.Type.MEMORY, event.source, content, {"memories": memories})
+
+
+async def _remember(context: RunContext) -> None:
+    """Memory-enabled agents store the task and its outcome; a memory failure never fails the run."""
+    if not any(agent.memory_enabled for agent in context.spec.agents):
+        return
+    from memory.services import run_experiences_store
+
+    try:
+        await sync_to_async(run_experiences_store)(run_id=context.run_id)
+    except Exception as exc:
+        logger.warning("Run %s: storing its experience failed: %s", context.run_id, exc)
 
 
 async def _end(context: RunContext, status: str, error: str, stop_reason: str) -> None:
@@ -221,10 +313,29 @@ class ChunkBuffer:
 
 
 async def _stream(context: RunContext, token: CancellationToken) -> str:
-    team = build_team(context.spec)
+    context.router = manager.router_for(context.spec)
+    context.owner = asyncio.current_task()
+
+    async def ask(agent: Agent, prompt: str, cancellation_token: CancellationToken | None) -> str:
+        return await _ask_user(context, agent, prompt, cancellation_token or token)
+
+    team = build_team(context.spec, selector_func=context.router.select if context.router else None, input_func=ask)
     if context.team_state:
         await team.load_state(context.team_state)
-    stop_reason = await _consume(context, team, token)
+    from memory.autogen import MemoryScope, memory_scope
+
+    scope = MemoryScope(
+        user_id=context.spec.owner_id,
+        conversation_id=context.conversation_id,
+        run_id=context.run_id,
+        agents={agent.slug: agent.pk for agent in context.spec.agents},
+    )
+    from tools.runtime import CallContext, call_scope
+
+    calls = CallContext(run_id=context.run_id, conversation_id=context.conversation_id, user_id=context.spec.owner_id)
+    # Who is calling: for the memory tools, and for tool grants, approvals and invocation records.
+    with memory_scope(scope), call_scope(calls):
+        stop_reason = await _consume(context, team, token)
     # Saved only when the team completed: after an error AutoGen keeps the failed turn's input in
     # the agent's buffer, and saving that would repeat it in the next prompt. A failed or cancelled
     # run leaves the state of its last stored message, which is consistent.
@@ -239,6 +350,7 @@ async def _consume(context: RunContext, team: BaseGroupChat, token: Cancellation
     last = time.monotonic()
     stop_reason = ""
     chunks = ChunkBuffer(context, settings.LODESTONE_STREAM_FLUSH_SECONDS)
+    proxies = {"user", *(a.slug for a in context.spec.agents if a.preset == USER_PROXY_PRESET)}
     async for event in team.run_stream(task=context.task, cancellation_token=token):
         if isinstance(event, TaskResult):
             stop_reason = event.stop_reason or ""
@@ -248,9 +360,12 @@ async def _consume(context: RunContext, team: BaseGroupChat, token: Cancellation
                 await chunks.add(event.source, event.content)
             continue
         await chunks.flush()
-        if isinstance(event, TextMessage) and event.source == "user":
-            continue  # the task echoed back: already stored as the user's message
-        mapped = map_event(event)
+        if isinstance(event, UserInputRequestedEvent):
+            context.input_requested.set()
+            continue
+        if isinstance(event, TextMessage | HandoffMessage) and event.source in proxies:
+            continue  # the task or a user proxy's answer: already stored as the user's message
+        mapped = manager.map_team_event(event, context.router) or map_event(event)
         if mapped is None:
             continue
         now = time.monotonic()
@@ -263,13 +378,19 @@ async def _consume(context: RunContext, team: BaseGroupChat, token: Cancellation
             type=mapped.type,
             content=mapped.content,
             # AutoGen names agents by slug; the chat shows each agent's display name.
-            payload={**mapped.payload, "agent_name": names.get(mapped.source, mapped.source)},
+            payload={
+                **mapped.payload,
+                "agent_name": names.get(mapped.source, mapped.source),
+                **manager.message_cost(context.spec, mapped.source, mapped.prompt_tokens, mapped.completion_tokens),
+            },
             prompt_tokens=mapped.prompt_tokens,
             completion_tokens=mapped.completion_tokens,
             latency_ms=int((now - last) * 1000),
             team_state=state,
         )
         last = now
+        if mapped.type == Message.Type.TEXT:
+            context.last_text = mapped.content
         await realtime.publish(context.conversation_id, realtime.message_event(message))
     return stop_reason
 

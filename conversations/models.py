@@ -62,6 +62,8 @@ class Run(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="runs")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     cancel_requested = models.BooleanField(default=False)
+    # Pause: stop after the message in flight and wait for the user (awaiting_input) instead of ending.
+    pause_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     stop_reason = models.TextField(blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)

@@ -91,6 +91,10 @@ def message_post(*, conversation: Conversation, user: AbstractBaseUser, text: An
         # Selectors already scope by owner; this guards direct service callers.
         raise ApplicationError("Conversation not found.", status_code=404)
     text = validate_message_text(text)
+    waiting = Run.objects.filter(conversation=conversation, status=Run.Status.AWAITING_INPUT).first()
+    if waiting is not None:
+        # The team asked a question: a message sent now is the answer.
+        return run_answer(run=waiting, user=user, text=text)
     try:
         with transaction.atomic():
             run = Run.objects.create(conversation=conversation)
@@ -117,6 +121,12 @@ def run_cancel(*, run: Run) -> Run:
             return run
         run.cancel_requested = True
         fields = ["cancel_requested"]
+        if run.status == Run.Status.AWAITING_INPUT and not _input_is_live(run):
+            # Parked for an answer with no executor waiting (swarm handoff, or after a restart).
+            run.status = Run.Status.CANCELLED
+            run.stop_reason = "Stopped by the user while waiting for an answer."
+            run.finished_at = timezone.now()
+            fields += ["status", "stop_reason", "finished_at"]
         if run.status == Run.Status.QUEUED:
             run.status = Run.Status.CANCELLED
             run.stop_reason = "Cancelled before it started."
@@ -165,6 +175,10 @@ def runs_fail_interrupted(*, reason: str = "Interrupted: the server restarted wh
     # A run awaiting the user's input is parked, not executing: it survives a restart.
     runs = list(Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING]))
     with transaction.atomic():
+        # Their executors are gone: an answer now resumes them in a new run (see run_answer).
+        for request in _pending_requests().filter(run__status=Run.Status.AWAITING_INPUT, payload__mode=INPUT_LIVE):
+            request.payload = {**request.payload, "mode": INPUT_RESUME}
+            request.save(update_fields=["payload"])
         for run in runs:
             run.status = Run.Status.FAILED
             run.error = reason
@@ -172,3 +186,160 @@ def runs_fail_interrupted(*, reason: str = "Interrupted: the server restarted wh
             run.save(update_fields=["status", "error", "finished_at"])
             realtime.publish_on_commit(run.conversation_id, realtime.run_event(run))
     return len(runs)
+
+
+# --- Human in the loop -------------------------------------------------------------------------
+# A question to the user is an ``input_request`` message of a run that waits in ``awaiting_input``.
+# ``mode`` says who takes the answer: ``live`` — the executor is still awaiting it (a user proxy
+# agent's turn); ``resume`` — nobody is (a swarm handed off to the user, or the server restarted),
+# so the answer ends that run and starts the next one with the answer as its task.
+INPUT_LIVE = "live"
+INPUT_RESUME = "resume"
+
+
+def _pending_requests() -> Any:
+    return Message.objects.filter(type=Message.Type.INPUT_REQUEST, payload__answered=False)
+
+
+def _pending_request(run: Run) -> Message | None:
+    return _pending_requests().filter(run_id=run.pk).order_by("-seq").first()
+
+
+def _input_is_live(run: Run) -> bool:
+    request = _pending_request(run)
+    return request is not None and request.payload.get("mode") == INPUT_LIVE
+
+
+def run_request_input(
+    *, run_id: int, source: str, question: str, mode: str = INPUT_LIVE, agent_name: str = ""
+) -> tuple[Message, Run] | None:
+    """Park a running run for the user's answer; ``None`` if the run is no longer running
+    (cancelled meanwhile). The caller publishes the returned message and run."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if run.status != Run.Status.RUNNING or run.cancel_requested:
+            return None
+        message = message_append(
+            conversation_id=run.conversation_id,
+            run_id=run.pk,
+            source=source,
+            type=Message.Type.INPUT_REQUEST,
+            content=question,
+            payload={"mode": mode, "answered": False, "agent_name": agent_name or source},
+        )
+        run.status = Run.Status.AWAITING_INPUT
+        run.save(update_fields=["status"])
+    return message, run
+
+
+def run_answer(*, run: Run, user: AbstractBaseUser, text: Any) -> tuple[Message, Run]:
+    """The user's answer to the run's question: stored as the user's message, then taken by the
+    waiting executor (``live``) or by a new run that continues the conversation (``resume``)."""
+    if run.conversation.owner_id != user.pk:
+        raise ApplicationError("Run not found.", status_code=404)
+    text = validate_message_text(text)
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        request = _pending_request(run)
+        if run.status != Run.Status.AWAITING_INPUT or request is None:
+            raise ApplicationError("This run is not waiting for an answer.")
+        request.payload = {**request.payload, "answered": True}
+        request.save(update_fields=["payload"])
+        live = request.payload.get("mode") == INPUT_LIVE
+        if live:
+            run.status = Run.Status.RUNNING
+            run.save(update_fields=["status"])
+            answering = run
+        else:
+            # Runs' token totals are their messages': finish before the next run takes the answer.
+            run = run_finish(run_id=run.pk, status=Run.Status.COMPLETED, stop_reason=run.stop_reason or "Answered.")
+            answering = Run.objects.create(conversation_id=run.conversation_id)
+        message = message_append(
+            conversation_id=run.conversation_id,
+            run_id=answering.pk,
+            source="user",
+            type=Message.Type.USER,
+            content=text,
+            payload={"answer_to": request.seq},
+        )
+    realtime.publish_on_commit(run.conversation_id, realtime.message_event(message))
+    realtime.publish_on_commit(run.conversation_id, realtime.run_event(run))
+    if not live:
+        realtime.publish_on_commit(run.conversation_id, realtime.run_event(answering))
+        from conversations.runner import get_runner
+
+        transaction.on_commit(lambda: get_runner().submit(answering.pk))
+    return message, answering
+
+
+def run_input_detach(*, run_id: int) -> bool:
+    """The executor of a run waiting for an answer is going away (server shutdown): keep the run
+    waiting, and let the answer start a new run. ``False`` if the run was not waiting."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        request = _pending_request(run)
+        if run.status != Run.Status.AWAITING_INPUT or request is None:
+            return False
+        request.payload = {**request.payload, "mode": INPUT_RESUME}
+        request.save(update_fields=["payload"])
+    return True
+
+
+def answer_for(*, run_id: int, request_seq: int) -> tuple[str | None, bool]:
+    """For the executor waiting on a live question: ``(answer or None, still waiting)``; it stops
+    waiting when the run was cancelled or its question detached (shutdown)."""
+    answer = (
+        Message.objects.filter(run_id=run_id, type=Message.Type.USER, seq__gt=request_seq)
+        .order_by("seq")
+        .values_list("content", flat=True)
+        .first()
+    )
+    if answer is not None:
+        return answer, False
+    live = Message.objects.filter(
+        run_id=run_id, seq=request_seq, payload__mode=INPUT_LIVE, run__status=Run.Status.AWAITING_INPUT
+    ).exists()
+    return None, live
+
+
+PAUSED_QUESTION = "Paused. Send a message to continue, or press Resume."
+
+
+def run_pause(*, run: Run) -> Run:
+    """Stop a running team after the message in flight and park the run in ``awaiting_input``
+    (its state is kept); ``run_resume`` or any message continues it. A queued run is cancelled;
+    a waiting run stays as it is."""
+    if run.status == Run.Status.QUEUED:
+        return run_cancel(run=run)
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        if run.status != Run.Status.RUNNING:
+            return run
+        run.cancel_requested = True
+        run.pause_requested = True
+        run.save(update_fields=["cancel_requested", "pause_requested"])
+    realtime.publish_on_commit(run.conversation_id, realtime.run_event(run))
+    from conversations.runner import get_runner
+
+    run_id = run.pk
+    transaction.on_commit(lambda: get_runner().cancel(run_id))
+    return run
+
+
+def run_park_paused(*, run_id: int) -> tuple[Message, Run] | None:
+    """The executor of a paused run stopped: park it for the user (``None`` if it was a plain cancel)."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if not run.pause_requested or run.status != Run.Status.RUNNING:
+            return None
+        run.cancel_requested = False
+        run.pause_requested = False
+        run.save(update_fields=["cancel_requested", "pause_requested"])
+        return run_request_input(
+            run_id=run_id, source="lodestone", question=PAUSED_QUESTION, mode=INPUT_RESUME, agent_name="Paused"
+        )
+
+
+def run_resume(*, run: Run, user: AbstractBaseUser, text: Any = "Continue.") -> tuple[Message, Run]:
+    """Continue a paused (or otherwise waiting) run: the same as answering it."""
+    return run_answer(run=run, user=user, text=text)

@@ -9,4 +9,6 @@ urlpatterns = [
     path("<int:conversation_id>/", views.conversation_detail_view, name="detail"),
     path("<int:conversation_id>/messages/", views.message_post_view, name="message-post"),
     path("<int:conversation_id>/cancel/", views.run_cancel_view, name="run-cancel"),
+    path("<int:conversation_id>/pause/", views.run_pause_view, name="run-pause"),
+    path("<int:conversation_id>/resume/", views.run_resume_view, name="run-resume"),
 ]

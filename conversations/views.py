@@ -138,3 +138,27 @@ def run_cancel_view(request: HtmxHttpRequest, conversation_id: int) -> HttpRespo
         # The socket announces the run's new status to every open tab, this one included.
         return HttpResponse(status=204)
     return redirect("conversations:detail", conversation_id=conversation.pk)
+
+
+@login_required
+@require_POST
+def run_pause_view(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    run = selectors.run_active(conversation=conversation)
+    if run is not None:
+        services.run_pause(run=run)
+    if _is_htmx_fragment_request(request):
+        return HttpResponse(status=204)
+    return redirect("conversations:detail", conversation_id=conversation.pk)
+
+
+@login_required
+@require_POST
+def run_resume_view(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    run = selectors.run_active(conversation=conversation)
+    if run is not None and run.status == run.Status.AWAITING_INPUT:
+        services.run_resume(run=run, user=request.user)  # type: ignore[arg-type]
+    if _is_htmx_fragment_request(request):
+        return HttpResponse(status=204)
+    return redirect("conversations:detail", conversation_id=conversation.pk)

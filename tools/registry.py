@@ -1,4 +1,10 @@
-"""Builtin tools, registered by decorator and turned into AutoGen ``FunctionTool``s."""
+"""Builtin tools, registered in code by decorator.
+
+``@builtin_tool(name, description)`` registers a function; ``tools.services.tools_sync_builtin``
+(run after every ``migrate``) makes each one a ``Tool`` row of kind ``builtin``. Agents get their
+tools from ``ToolGrant`` rows through ``tools.runtime.governed_tools``, never from this registry
+directly. ``autogen_tools`` remains for code that still names builtin tools (ungoverned; deprecated).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from autogen_core.tools import FunctionTool
+
+__all__ = ["BuiltinTool", "autogen_tools", "builtin_tool", "builtin_tools", "unknown_tool_names"]
 
 
 @dataclass(frozen=True)
@@ -17,6 +25,10 @@ class BuiltinTool:
 
     def as_autogen(self) -> FunctionTool:
         return FunctionTool(self.func, description=self.description, name=self.name, strict=False)
+
+    def parameters(self) -> dict[str, Any]:
+        """The JSON schema of the function's parameters, as AutoGen derives it from the signature."""
+        return dict(self.as_autogen().schema.get("parameters") or {"type": "object", "properties": {}})
 
 
 _REGISTRY: dict[str, BuiltinTool] = {}
@@ -48,6 +60,7 @@ def unknown_tool_names(names: Iterable[str]) -> list[str]:
 
 
 def autogen_tools(names: Iterable[str]) -> list[FunctionTool]:
+    """Deprecated: ungoverned builtin tools by name (no grant check, no invocation record)."""
     known = builtin_tools()
     missing = [name for name in names if name not in known]
     if missing:

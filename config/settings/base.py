@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "agents",
     "conversations",
     "memory",
+    "tools",
 ]
 
 MIDDLEWARE = [
@@ -142,6 +143,8 @@ LODESTONE_RUN_MAX_MESSAGES = env.get_int("LODESTONE_RUN_MAX_MESSAGES", 50)
 LODESTONE_STREAM_FLUSH_SECONDS = 0.05
 # How often a run checks the database for a cancel request made in another process (seconds).
 LODESTONE_CANCEL_POLL_SECONDS = 0.5
+# How often a run waiting for the user's answer looks for it (the answer may come from another process).
+LODESTONE_INPUT_POLL_SECONDS = 0.25
 
 # --- Secrets at rest (model API keys): Fernet keys derived from this, SECRET_KEY by default.
 LODESTONE_FIELD_ENCRYPTION_KEY = env.get_str("LODESTONE_FIELD_ENCRYPTION_KEY", "")
@@ -149,6 +152,34 @@ LODESTONE_FIELD_ENCRYPTION_KEY = env.get_str("LODESTONE_FIELD_ENCRYPTION_KEY", "
 # --- Memory: the embedder and vector store backends (registries in memory/embeddings, memory/vector).
 LODESTONE_EMBEDDER = env.get_str("LODESTONE_EMBEDDER", "local")
 LODESTONE_VECTOR_STORE = env.get_str("VECTOR_STORE", "embedded")
+# "openai" embedder: any OpenAI-compatible /embeddings endpoint; the key falls back to OPENAI_API_KEY.
+LODESTONE_OPENAI_EMBEDDINGS_BASE_URL = env.get_optional("OPENAI_EMBEDDINGS_BASE_URL")
+LODESTONE_OPENAI_EMBEDDINGS_MODEL = env.get_str("OPENAI_EMBEDDINGS_MODEL", "text-embedding-3-small")
+LODESTONE_OPENAI_EMBEDDINGS_API_KEY = env.get_optional("OPENAI_EMBEDDINGS_API_KEY")
+LODESTONE_OPENAI_EMBEDDINGS_DIMENSIONS = env.get_int("OPENAI_EMBEDDINGS_DIMENSIONS", 0)  # 0: the model's own
+# "embedded" vector store: files under VAR_DIR/vectors; exact search below this many vectors, HNSW above.
+LODESTONE_VECTOR_DIR = VAR_DIR / "vectors"
+LODESTONE_VECTOR_ANN_THRESHOLD = env.get_int("LODESTONE_VECTOR_ANN_THRESHOLD", 20_000)
+# "pinecone" vector store: the index by host (preferred) or by name (resolved once through the API).
+PINECONE_API_KEY = env.get_optional("PINECONE_API_KEY")
+PINECONE_INDEX_HOST = env.get_optional("PINECONE_INDEX_HOST")
+PINECONE_INDEX = env.get_optional("PINECONE_INDEX")
+# "pgvector" vector store: HNSW search breadth (higher: better recall, slower queries).
+LODESTONE_PGVECTOR_EF_SEARCH = env.get_int("LODESTONE_PGVECTOR_EF_SEARCH", 100)
+# Firestore mirror of experiences (memory/firebase): on when FIREBASE_PROJECT_ID is set; credentials
+# from GOOGLE_APPLICATION_CREDENTIALS (a service account file), or none with FIRESTORE_EMULATOR_HOST.
+LODESTONE_FIREBASE_PROJECT_ID = env.get_str("FIREBASE_PROJECT_ID", "")
+LODESTONE_FIREBASE_CREDENTIALS = env.get_optional("GOOGLE_APPLICATION_CREDENTIALS")
+LODESTONE_FIRESTORE_EMULATOR_HOST = env.get_optional("FIRESTORE_EMULATOR_HOST")
+LODESTONE_FIRESTORE_COLLECTION = env.get_str("FIRESTORE_COLLECTION", "lodestone_experiences")
+LODESTONE_FIRESTORE_TIMEOUT_SECONDS = env.get_int("FIRESTORE_TIMEOUT_SECONDS", 10)
+
+# --- Tools: the sandbox untrusted code runs in (tools/sandbox; other tool settings: tools/conf.py).
+# auto: bubblewrap when it works here, else rlimits only (logged as an ERROR, shown on /tools/).
+LODESTONE_SANDBOX = env.get_str("LODESTONE_SANDBOX", "auto")
+LODESTONE_WEB_FETCH_ALLOWED_HOSTS = env.get_list(
+    "LODESTONE_WEB_FETCH_ALLOWED_HOSTS", ["en.wikipedia.org", "docs.python.org"]
+)
 
 # --- Model providers: a key here serves every "openai" model config that has no key of its own.
 OPENAI_API_KEY = env.get_optional("OPENAI_API_KEY")
@@ -175,6 +206,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a field named "kind": name the memory one explicitly.
+    "ENUM_NAME_OVERRIDES": {"ExperienceKindEnum": "memory.models.Experience.Kind"},
 }
 
 LOGGING = {

@@ -17,3 +17,4 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": env.get_str("LODESTONE_TEST_DB", str(VAR_DIR / "test-db.sqlite3"))}
 
 LODESTONE_CANCEL_POLL_SECONDS = 0.05
+LODESTONE_INPUT_POLL_SECONDS = 0.02

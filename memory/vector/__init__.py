@@ -61,6 +61,10 @@ class VectorStore(Protocol):
 
     def delete(self, ids: Sequence[str], *, namespace: str = "") -> None: ...
 
+    def delete_where(self, filter: Filter, *, namespace: str = "") -> int | None:
+        """Delete the namespace's vectors whose metadata matches a non-empty ``filter``; how many, when known."""
+        ...
+
     def stats(self) -> StoreStats: ...
 
 

@@ -1,3 +1,3 @@
-from tools.builtin import calculator, clock
+from tools.builtin import calculator, clock, memory, meta, sandboxed, web
 
-__all__ = ["calculator", "clock"]
+__all__ = ["calculator", "clock", "memory", "meta", "sandboxed", "web"]

@@ -1,0 +1,242 @@
+"""An OpenAI-compatible endpoint for integrations: ``GET /v1/models`` (every team and agent, by slug)
+and ``POST /v1/chat/completions`` (streaming as server-sent events, or not).
+
+Authenticated with the user's API token as a bearer token (what the ``openai`` client sends). Each
+call is an ordinary conversation of that user — created, posted to and answered through the same
+services as the chat — so it shows in the web UI. The last ``user`` message of the request is the
+message posted; the team's own saved state carries the conversation, so earlier messages of the
+request are not replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework.authtoken.models import Token
+
+from agents.models import Agent, Team
+from config.errors import ApplicationError
+from conversations import realtime, services
+from conversations.models import Conversation, Message, Run
+
+COMPLETION_TIMEOUT_SECONDS = 600
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error") -> JsonResponse:
+    return JsonResponse({"error": {"message": message, "type": kind, "code": None}}, status=status)
+
+
+def _user_for(request: HttpRequest) -> User | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() not in ("bearer", "token") or not key.strip():
+        return None
+    token = Token.objects.select_related("user").filter(key=key.strip()).first()
+    if token is None or not token.user.is_active:
+        return None
+    return token.user
+
+
+def models_list() -> list[dict[str, Any]]:
+    teams = [
+        {"id": t.slug, "object": "model", "created": int(t.created_at.timestamp()), "owned_by": "team"}
+        for t in Team.objects.all()
+    ]
+    team_slugs = {t["id"] for t in teams}
+    agents = [
+        {"id": a.slug, "object": "model", "created": int(a.created_at.timestamp()), "owned_by": "agent"}
+        for a in Agent.objects.all()
+        if a.slug not in team_slugs
+    ]
+    return teams + agents
+
+
+def _open(user: User, model: str, text: Any) -> Conversation:
+    """A new conversation of ``user`` with the team (or agent) named ``model``."""
+    team = Team.objects.filter(slug=model).first()
+    agent = None if team else Agent.objects.filter(slug=model).first()
+    if team is None and agent is None:
+        raise ApplicationError(f"The model {model!r} does not exist: use a team or agent slug.", status_code=404)
+    text = services.validate_message_text(text)
+    return services.conversation_create(owner=user, team=team, agent=agent, title=f"API: {text[:60]}")
+
+
+def _post(user: User, conversation: Conversation, text: Any) -> Run:
+    _, run = services.message_post(conversation=conversation, user=user, text=text)
+    return run
+
+
+def _answer(run_id: int) -> tuple[Run, str]:
+    run = Run.objects.get(pk=run_id)
+    texts = list(
+        Message.objects.filter(run_id=run_id, type__in=[Message.Type.TEXT, Message.Type.INPUT_REQUEST])
+        .order_by("seq")
+        .values_list("content", flat=True)
+    )
+    return run, texts[-1] if texts else ""
+
+
+def _usage(run: Run) -> dict[str, int]:
+    return {
+        "prompt_tokens": run.prompt_tokens,
+        "completion_tokens": run.completion_tokens,
+        "total_tokens": run.prompt_tokens + run.completion_tokens,
+    }
+
+
+def _finish_reason(run: Run) -> str:
+    return "stop" if run.status in (Run.Status.COMPLETED, Run.Status.AWAITING_INPUT) else "error"
+
+
+async def _wait(run_id: int) -> Run:
+    deadline = time.monotonic() + COMPLETION_TIMEOUT_SECONDS
+    while True:
+        run = await Run.objects.aget(pk=run_id)
+        if run.status not in (Run.Status.QUEUED, Run.Status.RUNNING) or time.monotonic() > deadline:
+            return run
+        await asyncio.sleep(0.05)
+
+
+def _parse(request: HttpRequest) -> tuple[str, Any, bool]:
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError as exc:
+        raise ValidationError("The body must be JSON.") from exc
+    if not isinstance(body, dict):
+        raise ValidationError("The body must be a JSON object.")
+    model = body.get("model")
+    messages = body.get("messages")
+    if not isinstance(model, str) or not model:
+        raise ValidationError("`model` is required: a team or agent slug (GET /v1/models).")
+    if not isinstance(messages, list) or not messages:
+        raise ValidationError("`messages` must be a non-empty list.")
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    if not users:
+        raise ValidationError("`messages` needs a message with role `user`.")
+    content = users[-1].get("content")
+    if isinstance(content, list):  # content parts: keep the text ones
+        content = "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return model, content, bool(body.get("stream", False))
+
+
+@csrf_exempt
+async def models_view(request: HttpRequest) -> HttpResponse:
+    if request.method != "GET":
+        return _error(405, "Use GET.")
+    if await sync_to_async(_user_for)(request) is None:
+        return _error(401, "Send your API token as `Authorization: Bearer <token>`.", "authentication_error")
+    return JsonResponse({"object": "list", "data": await sync_to_async(models_list)()})
+
+
+@csrf_exempt
+async def chat_completions_view(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    if request.method != "POST":
+        return _error(405, "Use POST.")
+    user = await sync_to_async(_user_for)(request)
+    if user is None:
+        return _error(401, "Send your API token as `Authorization: Bearer <token>`.", "authentication_error")
+    try:
+        model, text, stream = _parse(request)
+        layer = get_channel_layer()
+        if stream and layer is None:
+            return _error(503, "Streaming needs a channel layer.", "server_error")
+        conversation = await sync_to_async(_open)(user, model, text)
+        if not stream:
+            return await _complete(conversation, await sync_to_async(_post)(user, conversation, text), model)
+        # Listen before posting, so no token of the reply is missed.
+        channel = await layer.new_channel()
+        await layer.group_add(realtime.group_name(conversation.pk), channel)
+        run = await sync_to_async(_post)(user, conversation, text)
+    except ValidationError as exc:
+        return _error(400, " ".join(exc.messages))
+    except ApplicationError as exc:
+        return _error(exc.status_code, exc.message)
+    response = StreamingHttpResponse(_sse(layer, channel, conversation, run, model), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Lodestone-Conversation"] = str(conversation.pk)
+    return response
+
+
+async def _complete(conversation: Conversation, run: Run, model: str) -> JsonResponse:
+    await _wait(run.pk)
+    run, content = await sync_to_async(_answer)(run.pk)
+    if run.status == Run.Status.FAILED:
+        return _error(502, run.error or "The team failed.", "server_error")
+    return JsonResponse(
+        {
+            "id": f"chatcmpl-{run.pk}",
+            "object": "chat.completion",
+            "created": int(run.created_at.timestamp()),
+            "model": model,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": _finish_reason(run)}
+            ],
+            "usage": _usage(run),
+            "lodestone": {"conversation_id": conversation.pk, "run_id": run.pk, "status": run.status},
+        }
+    )
+
+
+def _chunk(run: Run, model: str, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+    body = {
+        "id": f"chatcmpl-{run.pk}",
+        "object": "chat.completion.chunk",
+        "created": int(run.created_at.timestamp()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
+    return f"data: {json.dumps(body)}\n\n"
+
+
+async def _sse(layer: Any, channel: str, conversation: Conversation, run: Run, model: str) -> AsyncIterator[str]:
+    """Tokens as they stream; a message that arrives without streamed tokens is sent whole; the
+    stream ends when the run stops running. Several speakers are separated by a blank line."""
+    group = realtime.group_name(conversation.pk)
+    yield _chunk(run, model, {"role": "assistant", "content": ""})
+    streamed: set[str] = set()
+    speaker = ""
+    try:
+        while True:
+            try:
+                event = await asyncio.wait_for(layer.receive(channel), timeout=1.0)
+            except TimeoutError:
+                current = await Run.objects.aget(pk=run.pk)
+                if current.status in (Run.Status.QUEUED, Run.Status.RUNNING):
+                    continue
+                break  # the end was published before we listened, or dropped
+            kind = event.get("type")
+            if kind == realtime.CHUNK and event.get("run_id") == run.pk:
+                prefix = "\n\n" if speaker and event["source"] != speaker else ""
+                speaker = event["source"]
+                streamed.add(speaker)
+                yield _chunk(run, model, {"content": prefix + event["text"]})
+            elif kind == realtime.MESSAGE:
+                message = event["message"]
+                if message["run_id"] == run.pk and message["type"] in ("text", "input_request"):
+                    if message["source"] not in streamed or message["type"] == "input_request":
+                        prefix = "\n\n" if speaker else ""
+                        speaker = message["source"]
+                        yield _chunk(run, model, {"content": prefix + message["content"]})
+                    streamed.discard(message["source"])
+            elif (
+                kind == realtime.RUN
+                and event["run"]["id"] == run.pk
+                and event["run"]["status"] not in (Run.Status.QUEUED, Run.Status.RUNNING)
+            ):
+                break
+    finally:
+        await layer.group_discard(group, channel)
+    final = await Run.objects.aget(pk=run.pk)
+    yield _chunk(final, model, {}, _finish_reason(final), usage=_usage(final))
+    yield "data: [DONE]\n\n"

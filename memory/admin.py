@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from memory.models import Experience, MirrorOutbox
+
+
+@admin.register(Experience)
+class ExperienceAdmin(admin.ModelAdmin):
+    """Read-mostly: writes that must reach the vector store and the mirror go through the services
+    (the Memory page, the API), so the admin shows rows and their provenance."""
+
+    list_display = ["id", "kind", "short_text", "owner", "agent", "importance", "weight", "created_at"]
+    list_filter = ["kind", "agent"]
+    search_fields = ["text"]
+    readonly_fields = [
+        "owner",
+        "agent",
+        "conversation",
+        "run",
+        "kind",
+        "text",
+        "importance",
+        "weight",
+        "metadata",
+        "consolidated_into",
+        "content_hash",
+        "embedding_model",
+        "chunk_count",
+        "created_at",
+        "updated_at",
+    ]
+
+    @admin.display(description="Text")
+    def short_text(self, obj: Experience) -> str:
+        return obj.text[:80]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(MirrorOutbox)
+class MirrorOutboxAdmin(admin.ModelAdmin):
+    list_display = ["id", "experience_id", "op", "attempts", "next_attempt_at", "last_error", "created_at"]
+    readonly_fields = ["experience_id", "op", "attempts", "next_attempt_at", "last_error", "created_at"]

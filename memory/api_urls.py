@@ -1,0 +1,13 @@
+from django.urls import path
+
+from memory import apis
+
+urlpatterns = [
+    path("experiences/", apis.ExperienceListCreateApi.as_view(), name="api-memory-experience-list"),
+    path(
+        "experiences/<int:experience_id>/",
+        apis.ExperienceDetailApi.as_view(),
+        name="api-memory-experience-detail",
+    ),
+    path("search/", apis.MemorySearchApi.as_view(), name="api-memory-search"),
+]

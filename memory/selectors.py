@@ -1,0 +1,63 @@
+"""Reads of experiences. A user sees their own memories and the shared ones (``owner`` null)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q, QuerySet
+
+from memory.models import Experience
+
+UserLike = AbstractBaseUser | AnonymousUser
+
+
+def visible_q(user: UserLike | None) -> Q:
+    """Own and shared memories; ``None`` (system jobs such as consolidation) sees everything."""
+    if user is None:
+        return Q()
+    if not user.is_authenticated:
+        return Q(pk__in=[])
+    return Q(owner_id=user.pk) | Q(owner__isnull=True)
+
+
+def experience_list(
+    *,
+    user: UserLike | None,
+    agent_id: int | None = None,
+    kind: str | None = None,
+    conversation_id: int | None = None,
+    text: str = "",
+) -> QuerySet[Experience]:
+    qs = Experience.objects.filter(visible_q(user)).select_related("agent", "consolidated_into")
+    if agent_id is not None:
+        qs = qs.filter(agent_id=agent_id)
+    if kind:
+        qs = qs.filter(kind=kind)
+    if conversation_id is not None:
+        qs = qs.filter(conversation_id=conversation_id)
+    if text:
+        qs = qs.filter(text__icontains=text)
+    return qs
+
+
+def experience_get(*, user: UserLike | None, pk: int) -> Experience | None:
+    return experience_list(user=user).filter(pk=pk).first()
+
+
+def experience_get_editable(*, user: UserLike, pk: int) -> Experience | None:
+    """An experience this user may change or delete: their own; shared ones only for staff."""
+    experience = experience_get(user=user, pk=pk)
+    if experience is None:
+        return None
+    if experience.owner_id is None and not getattr(user, "is_staff", False):
+        return None
+    return experience
+
+
+def experience_sources(*, experience: Experience) -> QuerySet[Experience]:
+    """The memories a consolidated memory was merged from (its provenance)."""
+    return experience.sources.all().order_by("created_at", "id")
+
+
+def experiences_by_ids(*, user: UserLike | None, ids: list[int]) -> dict[int, Experience]:
+    rows = Experience.objects.filter(visible_q(user)).filter(pk__in=ids).select_related("agent")
+    return {row.pk: row for row in rows}

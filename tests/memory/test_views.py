@@ -1,0 +1,122 @@
+"""The Memory page (HTMX) and the chat's "recalled" card."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from conversations import rendering
+from memory import services
+from memory.models import Experience
+from memory.vector import reset_vector_stores
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_vector_store(tmp_path: Path, settings: Any) -> Iterator[None]:
+    settings.LODESTONE_VECTOR_STORE = "embedded"
+    settings.LODESTONE_VECTOR_DIR = str(tmp_path / "vectors")
+    reset_vector_stores()
+    yield
+    reset_vector_stores()
+
+
+def logged_in(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_login_required(client: Client) -> None:
+    response = client.get("/memory/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_page_lists_own_and_shared_filtered_by_agent_and_kind() -> None:
+    alice, bob = factories.user(), factories.user()
+    agent = factories.agent(factories.replay_model(["ok"]), "planner", name="Planner")
+    services.experience_store(text="Alice plans sprints on Mondays.", owner=alice, agent=agent)
+    services.experience_store(text="Shared: the wiki moved to Notion.", owner=None, kind="semantic")
+    services.experience_store(text="Bob's secret plan.", owner=bob)
+    client = logged_in(alice)
+
+    page = client.get("/memory/").content.decode()
+    assert "Alice plans sprints" in page and "wiki moved" in page and "Bob's secret" not in page
+    assert 'hx-trigger="keyup changed delay:300ms' in page and 'id="memory-results"' in page
+
+    by_agent = client.get("/memory/?agent=planner", headers=HTMX).content.decode()
+    assert "Alice plans sprints" in by_agent and "wiki moved" not in by_agent
+    assert "<main" not in by_agent  # the fragment only
+    by_kind = client.get("/memory/?kind=semantic", headers=HTMX).content.decode()
+    assert "wiki moved" in by_kind and "Alice plans" not in by_kind
+    assert "Select a valid choice" in client.get("/memory/?kind=dream", headers=HTMX).content.decode()
+
+
+def test_live_search_shows_scores_best_first() -> None:
+    alice = factories.user()
+    services.experience_store(text="The build broke because of a missing migration.", owner=alice)
+    services.experience_store(text="We adopted a cat named Pixel.", owner=alice)
+    html = logged_in(alice).get("/memory/?q=why+did+the+build+break", headers=HTMX).content.decode()
+    assert "best matches for" in html and 'class="memory-score"' in html
+    assert html.index("missing migration") < html.index("Pixel")
+
+
+def test_provenance_of_consolidated_memories_is_shown() -> None:
+    alice = factories.user()
+    for text in ["The nightly backup failed: disk full.", "Backup failed overnight because the disk was full."]:
+        services.experience_store(text=text, owner=alice)
+    [merged] = services.memory_consolidate(owner=alice, threshold=0.6)
+    html = logged_in(alice).get("/memory/?kind=semantic", headers=HTMX).content.decode()
+    assert f'id="memory-{merged.pk}"' in html and "Consolidated from 2 memories" in html
+    assert "disk full" in html
+    listing = logged_in(alice).get("/memory/?kind=episodic", headers=HTMX).content.decode()
+    assert f"Merged into #{merged.pk}" in listing
+
+
+def test_delete_own_memory_but_not_anothers() -> None:
+    alice, bob = factories.user(), factories.user()
+    mine = services.experience_store(text="Delete me later.", owner=alice)
+    theirs = services.experience_store(text="Not yours.", owner=bob)
+    client = logged_in(alice)
+    response = client.post(f"/memory/{mine.pk}/delete/", headers=HTMX)
+    assert response.status_code == 200 and response.content == b""
+    assert not Experience.objects.filter(pk=mine.pk).exists()
+    assert client.post(f"/memory/{theirs.pk}/delete/").status_code == 404
+    assert client.get(f"/memory/{theirs.pk}/delete/").status_code == 405
+    assert Experience.objects.filter(pk=theirs.pk).exists()
+
+
+def test_recalled_card_expands_to_the_memories_used() -> None:
+    html = rendering.message_fragment(
+        {
+            "id": 1,
+            "seq": 4,
+            "run_id": 2,
+            "source": "helper",
+            "type": "memory",
+            "content": "Recalled 2 memories",
+            "payload": {
+                "agent_name": "Helper",
+                "memories": [
+                    {"id": 7, "text": "The user's favourite colour is teal.", "score": 0.8123},
+                    {"id": 9, "text": "The user likes <b>bold</b> answers.", "score": 0.51},
+                ],
+            },
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "latency_ms": None,
+            "created_at": "2026-11-24T10:00:00+00:00",
+        }
+    )
+    assert 'class="msg msg-agent msg-memory"' in html and "<details" in html
+    assert '<span class="tag">recalled</span>' in html and "Recalled 2 memories" in html
+    assert "favourite colour is teal" in html and "0.81" in html
+    assert "&lt;b&gt;bold&lt;/b&gt;" in html  # memory text is escaped

@@ -1,0 +1,146 @@
+"""Vector-store servers for tests/services: needledb (a Pinecone-compatible REST server, from the dev
+dependencies) and a throwaway PostgreSQL cluster with pgvector. Imported by conftest.py."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import VENV_BIN, free_port, stop, wait_until
+
+NEEDLEDB_KEY = "needledb-test-key"
+
+
+def require_file(path: Path, hint: str) -> Path:
+    """Like tests.servers.require_program, for a program that is not on PATH."""
+    if not path.exists():
+        message = f"{path} is missing ({hint})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + "; CI must provide it.")
+        pytest.skip(message)
+    return path
+
+
+class NeedleDB:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.api_key = NEEDLEDB_KEY
+        self.url = f"http://127.0.0.1:{port}"
+
+    def create_index(self, name: str, dimension: int) -> str:
+        """Creates an index through needledb's own control plane (the SDK's v10 control plane does not
+        match it) and returns the host the SDK's data plane uses."""
+        response = httpx.post(
+            f"{self.url}/indexes",
+            json={"name": name, "dimension": dimension, "metric": "cosine"},
+            headers={"Api-Key": self.api_key},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return f"{self.url}/indexes/{name}"
+
+
+@pytest.fixture(scope="session")
+def needledb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NeedleDB]:
+    binary = require_file(VENV_BIN / "needledb", "pip install needledb==0.1.0, a dev dependency")
+    port = free_port()
+    data = tmp_path_factory.mktemp("needledb")
+    log = (data / "server.log").open("wb")
+    process = subprocess.Popen(
+        [
+            str(binary),
+            "serve",
+            "--data",
+            str(data / "data"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env={**os.environ, "NEEDLEDB_API_KEY": NEEDLEDB_KEY},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    server = NeedleDB(port)
+    wait_until(
+        lambda: httpx.get(f"{server.url}/health", timeout=1).status_code == 200, what="needledb", process=process
+    )
+    yield server
+    stop(process)
+    log.close()
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class Postgres:
+    def __init__(self, port: int, socket_dir: Path) -> None:
+        self.port = port
+        self.socket_dir = socket_dir
+        self.dsn = f"postgresql://postgres@127.0.0.1:{port}/lodestone"
+        self.url = f"postgres://postgres@127.0.0.1:{port}/lodestone"
+
+
+def _can_connect(dsn: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(dsn, connect_timeout=2):
+        return True
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    # initdb refuses to run as root: root runs the cluster as the postgres user.
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@pytest.fixture(scope="session")
+def postgres_pgvector() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL 15 cluster on a free port, with a database `lodestone` and pgvector."""
+    import psycopg
+
+    initdb = require_file(PG_BIN / "initdb", "apt-get install postgresql-15")
+    sharedir = subprocess.run([str(PG_BIN / "pg_config"), "--sharedir"], capture_output=True, text=True, check=False)
+    control = Path(sharedir.stdout.strip() or "/usr/share/postgresql/15") / "extension" / "vector.control"
+    require_file(control, "run memory/vector/install-pgvector.sh as root (make system-deps does)")
+    # Under /tmp with its own mode: pytest's tmp dirs are private to root, the cluster runs as postgres.
+    root = Path(tempfile.mkdtemp(prefix="lodestone-pg-"))
+    data, sockets = root / "data", root / "sockets"
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+    subprocess.run(
+        _as_postgres([str(initdb), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]),
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+    subprocess.run(
+        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"]),
+        check=True,
+        capture_output=True,
+    )
+    server = Postgres(port, sockets)
+    try:
+        wait_until(
+            lambda: _can_connect(f"postgresql://postgres@127.0.0.1:{port}/postgres"),
+            what="postgres",
+        )
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as conn:
+            conn.execute("CREATE DATABASE lodestone")
+        yield server
+    finally:
+        subprocess.run(
+            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
+        )
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,128 @@
+"""The official ``openai`` client against /v1 of a live Daphne server (a real socket)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import REPO, VENV_BIN, free_port, port_open, stop, wait_until
+
+KEY = "a" * 40
+SETUP = textwrap.dedent(
+    f"""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+    from agents import services
+    from agents.models import Team
+
+    model = services.model_config_create(
+        name="Replay", provider="replay",
+        options={{"responses": ["Paris is the capital.", "Correct.", "Berlin it is.", "Right."], "chunk_delay": 0.01}},
+    )
+    writer = services.agent_create(slug="writer", name="Writer", description="Answers.", model_config=model)
+    checker = services.agent_create(slug="checker", name="Checker", description="Checks.", model_config=model)
+    services.team_create(slug="duo", name="Duo", kind=Team.Kind.ROUND_ROBIN, agents=[writer, checker], max_messages=3)
+    user = get_user_model().objects.create_user(username="api-user", password="pw-Secret-123")
+    Token.objects.create(user=user, key={KEY!r})
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    var_dir = tmp_path_factory.mktemp("openai-var")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "LODESTONE_RUNNER"}
+        and not k.startswith("DJANGO_")
+    }
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", LODESTONE_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
+    python = str(VENV_BIN / "python")
+    subprocess.run([python, "manage.py", "migrate", "--noinput"], cwd=REPO, env=env, check=True, capture_output=True)
+    subprocess.run([python, "manage.py", "shell", "-c", SETUP], cwd=REPO, env=env, check=True)
+    port = free_port()
+    log = var_dir / "daphne.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            cwd=REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: port_open(port), what="daphne", limit=30, process=process)
+        wait_until(
+            lambda: urllib.request.urlopen(f"{url}/accounts/login/", timeout=5).status == 200,  # noqa: S310
+            what="daphne answering HTTP",
+            limit=30,
+            process=process,
+        )
+        yield url, var_dir
+    finally:
+        stop(process)
+
+
+def conversations_of(var_dir: Path) -> str:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.local", "LODESTONE_VAR_DIR": str(var_dir)}
+    env.pop("DATABASE_URL", None)
+    script = (
+        "from conversations.models import Message\n"
+        "for m in Message.objects.order_by('conversation_id', 'seq'):\n"
+        "    print(m.conversation.owner.username, m.conversation_id, m.source, m.type, m.content)\n"
+    )
+    done = subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", "shell", "-c", script],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return done.stdout.decode()
+
+
+def test_openai_client_lists_models_and_completes_with_and_without_streaming(server: tuple[str, Path]) -> None:
+    import openai
+
+    url, var_dir = server
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY)
+    ids = [m.id for m in client.models.list()]
+    assert "duo" in ids and "writer" in ids
+
+    completion = client.chat.completions.create(
+        model="duo", messages=[{"role": "user", "content": "Capital of France?"}]
+    )
+    assert completion.choices[0].message.content == "Correct."
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None and completion.usage.completion_tokens > 0
+
+    stream = client.chat.completions.create(
+        model="duo", messages=[{"role": "user", "content": "Capital of Germany?"}], stream=True
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == "Berlin it is.\n\nRight."
+
+    stored = conversations_of(var_dir)
+    assert "api-user" in stored and "user user Capital of France?" in stored
+    assert "writer text Berlin it is." in stored and "checker text Right." in stored
+
+
+def test_bad_calls_get_openai_style_errors(server: tuple[str, Path]) -> None:
+    import openai
+
+    url, _ = server
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{url}/v1", api_key="wrong").models.list()
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY)
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "Hi"}])
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="duo", messages=[{"role": "system", "content": "Hi"}])

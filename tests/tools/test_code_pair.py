@@ -1,0 +1,51 @@
+"""The coder + executor preset pair: AutoGen's CodeExecutorAgent with our sandbox as executor."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from conversations import services as conversation_services
+from conversations.models import Run
+from conversations.runner import InlineRunner
+from tests import factories
+from tests.tools.helpers import messages, wait_for_run
+from tools.code_executor import code_pair_create
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("bwrap")]
+
+CODE = "Here it is:\n\n```python\nimport os, socket\nprint(sum(range(10)))\nprint('/etc' in os.listdir('/'))\n```"
+
+
+async def test_coder_writes_and_executor_runs_in_the_sandbox(inline_runner: InlineRunner) -> None:
+    model = await sync_to_async(factories.replay_model)([CODE, "The sum is 45. TERMINATE"])
+    team = await sync_to_async(code_pair_create)(model_config=model, prefix="t1")
+    user = await sync_to_async(factories.user)()
+    conversation = await sync_to_async(factories.conversation)(user, team=team)
+    _, run = await sync_to_async(conversation_services.message_post)(
+        conversation=conversation, user=user, text="Sum of 0..9?"
+    )
+    run = await wait_for_run(run.pk, timeout=60)
+
+    assert run.status == Run.Status.COMPLETED, run.error
+    rows = await sync_to_async(messages)(conversation.pk)
+    assert [(m.source, m.type) for m in rows] == [
+        ("user", "user"),
+        ("t1_coder", "text"),
+        ("t1_executor", "text"),
+        ("t1_coder", "text"),
+    ]
+    assert rows[2].content == "45\nFalse"  # ran, and saw no /etc: the sandbox's filesystem
+
+
+async def test_failing_code_reports_the_error(inline_runner: InlineRunner) -> None:
+    bad = "```python\nraise SystemExit('nope')\n```"
+    model = await sync_to_async(factories.replay_model)([bad, "It failed. TERMINATE"])
+    team = await sync_to_async(code_pair_create)(model_config=model, prefix="t2")
+    user = await sync_to_async(factories.user)()
+    conversation = await sync_to_async(factories.conversation)(user, team=team)
+    _, run = await sync_to_async(conversation_services.message_post)(conversation=conversation, user=user, text="go")
+    run = await wait_for_run(run.pk, timeout=60)
+    assert run.status == Run.Status.COMPLETED, run.error
+    executor_reply = (await sync_to_async(messages)(conversation.pk))[2]
+    assert "nope" in executor_reply.content and "[failed:" in executor_reply.content

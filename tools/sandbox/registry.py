@@ -1,0 +1,116 @@
+"""Sandbox implementations by name, and the one settings choose."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tools import conf
+
+logger = logging.getLogger("tools.sandbox")
+
+_SANDBOXES: dict[str, Callable[[], Any]] = {}
+
+
+def register_sandbox(name: str) -> Callable[[type], type]:
+    def register(cls: type) -> type:
+        _SANDBOXES[name] = cls
+        return cls
+
+    return register
+
+
+@dataclass(frozen=True)
+class SandboxStatus:
+    name: str
+    isolation: str
+    requested: str
+    degraded: bool
+    reason: str = ""
+
+
+_chosen: tuple[Any, SandboxStatus] | None = None
+
+
+def _load() -> None:
+    from tools.sandbox import bubblewrap, rlimit  # noqa: F401  (registration)
+
+
+def _probe_bubblewrap() -> str:
+    """'' when bubblewrap runs a Python here, else the reason it does not."""
+    from tools.sandbox.base import Limits, SandboxJob
+    from tools.sandbox.bubblewrap import BubblewrapSandbox, bwrap_path
+
+    if bwrap_path() is None:
+        return "bubblewrap (bwrap) is not installed: apt-get install bubblewrap"
+    job = SandboxJob(program="print('ok')", limits=Limits(cpu_seconds=5, wall_seconds=15))
+    try:
+        result = asyncio.run(BubblewrapSandbox().run(job))
+    except Exception as exc:
+        return f"bubblewrap failed to start: {exc}"
+    if result.stdout.strip() != "ok":
+        return f"bubblewrap cannot run Python here: {(result.stderr or result.stdout).strip()[:300]}"
+    return ""
+
+
+def _run_probe() -> str:
+    # The probe runs its own event loop: do it in a thread when called from inside one.
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _probe_bubblewrap()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_probe_bubblewrap).result()
+
+
+def get_sandbox() -> Any:
+    """The sandbox settings ask for. ``auto``: bubblewrap when it works here, otherwise the rlimit
+    sandbox with an ERROR in the log and a warning on the dashboard (never silently)."""
+    global _chosen
+    if _chosen is not None:
+        return _chosen[0]
+    _load()
+    requested = str(conf.get("LODESTONE_SANDBOX"))
+    if requested == "disabled":
+        raise RuntimeError("Code execution is disabled (LODESTONE_SANDBOX=disabled).")
+    if requested == "auto":
+        reason = _run_probe()
+        if reason:
+            logger.error("SANDBOX DEGRADED: %s. Untrusted code runs with rlimits only (no namespaces).", reason)
+            sandbox = _SANDBOXES["rlimit"]()
+            _chosen = (sandbox, SandboxStatus(sandbox.name, sandbox.isolation, requested, True, reason))
+        else:
+            sandbox = _SANDBOXES["bubblewrap"]()
+            _chosen = (sandbox, SandboxStatus(sandbox.name, sandbox.isolation, requested, False))
+        return _chosen[0]
+    if requested not in _SANDBOXES:
+        raise LookupError(f"Unknown sandbox {requested!r}; known: {', '.join(sorted(_SANDBOXES))}.")
+    sandbox = _SANDBOXES[requested]()
+    degraded = requested != "bubblewrap"
+    reason = "LODESTONE_SANDBOX selects a sandbox without namespaces" if degraded else ""
+    if degraded:
+        logger.error("SANDBOX DEGRADED: %s (%s).", reason, sandbox.isolation)
+    _chosen = (sandbox, SandboxStatus(sandbox.name, sandbox.isolation, requested, degraded, reason))
+    return sandbox
+
+
+def sandbox_status() -> SandboxStatus:
+    try:
+        get_sandbox()
+    except Exception as exc:
+        return SandboxStatus(
+            "none", "no sandbox: untrusted code cannot run", str(conf.get("LODESTONE_SANDBOX")), True, str(exc)
+        )
+    assert _chosen is not None
+    return _chosen[1]
+
+
+def reset_sandbox() -> None:
+    """Forget the choice (tests, settings changes)."""
+    global _chosen
+    _chosen = None
