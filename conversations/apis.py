@@ -355,7 +355,7 @@ class RunPauseApi(APIView):
         summary="Pause a run",
         request=None,
         description=(
-            "A running team stops after the message in flight and waits in `awaiting_input` with its state "
+            "A running team stops at once (the turn in flight is dropped) and waits in `awaiting_input`, its state "
             "kept; resume it with `POST /api/runs/{id}/resume/` or by answering. A queued run is cancelled."
         ),
         responses={status.HTTP_200_OK: RunOutputSerializer, status.HTTP_404_NOT_FOUND: NOT_FOUND},

@@ -62,7 +62,7 @@ class Run(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="runs")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     cancel_requested = models.BooleanField(default=False)
-    # Pause: stop after the message in flight and wait for the user (awaiting_input) instead of ending.
+    # Pause: stop now (the turn in flight is dropped) and wait for the user (awaiting_input), not end.
     pause_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     stop_reason = models.TextField(blank=True)

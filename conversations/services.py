@@ -306,7 +306,7 @@ PAUSED_QUESTION = "Paused. Send a message to continue, or press Resume."
 
 
 def run_pause(*, run: Run) -> Run:
-    """Stop a running team after the message in flight and park the run in ``awaiting_input``
+    """Stop a running team at once (the turn in flight is dropped) and park the run in ``awaiting_input``
     (its state is kept); ``run_resume`` or any message continues it. A queued run is cancelled;
     a waiting run stays as it is."""
     if run.status == Run.Status.QUEUED:

@@ -134,6 +134,8 @@ def mirrored_ids() -> set[int]:
     from google.api_core import exceptions as google_exceptions
 
     try:
-        return {int(ref.id) for ref in collection().list_documents(timeout=_timeout()) if ref.id.isdigit()}
+        # retry=None: an outage must surface within the timeout, not after the library's minute of retries.
+        refs = collection().list_documents(retry=None, timeout=_timeout())
+        return {int(ref.id) for ref in refs if ref.id.isdigit()}
     except (google_exceptions.GoogleAPIError, google_exceptions.RetryError) as exc:
         raise MirrorError(f"Firestore listing failed: {exc}") from exc

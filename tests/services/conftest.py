@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -57,3 +58,26 @@ def start_celery_worker(*, broker_url: str, layer_url: str, database_path: Path,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+
+@contextlib.contextmanager
+def celery_broker(url: str) -> Iterator[None]:
+    """Point this process's Celery app at ``url`` for a while. Celery caches its connection pool
+    and producer pool with the URL of first use, so changing ``conf.broker_url`` alone would keep
+    publishing to the broker an earlier test used."""
+    from config.celery import app
+
+    def reset() -> None:
+        # Only drop the references: kombu keeps pools in a registry keyed by URL, and a closed
+        # one would be handed back to the next user of the same URL.
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    previous = app.conf.broker_url
+    reset()
+    app.conf.broker_url = url
+    try:
+        yield
+    finally:
+        reset()
+        app.conf.broker_url = previous

@@ -14,13 +14,12 @@ from channels.layers import channel_layers
 from django.conf import settings as django_settings
 from django.test import override_settings
 
-from config.celery import app as celery_app
 from conversations import services
 from conversations.models import Message, Run
 from tests import factories
 from tests.conversations.test_consumer import connect, run_ended
 from tests.servers import stop, wait_until
-from tests.services.conftest import start_celery_worker
+from tests.services.conftest import celery_broker, start_celery_worker
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -34,16 +33,16 @@ def celery_setup(redis_url: str, tmp_path: Path, transactional_db: Any) -> Itera
         broker_url=broker_url, layer_url=layer_url, database_path=database_path, log_path=log_path
     )
     wait_until(lambda: "ready." in log_path.read_text(), what="celery worker", limit=60, process=worker)
-    previous_broker = celery_app.conf.broker_url
-    celery_app.conf.broker_url = broker_url
     layers = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [layer_url]}}}
-    with override_settings(CHANNEL_LAYERS=layers, LODESTONE_RUNNER="celery", CELERY_BROKER_URL=broker_url):
+    with (
+        celery_broker(broker_url),
+        override_settings(CHANNEL_LAYERS=layers, LODESTONE_RUNNER="celery", CELERY_BROKER_URL=broker_url),
+    ):
         channel_layers.backends.clear()
         try:
             yield {"log": log_path}
         finally:
             channel_layers.backends.clear()
-            celery_app.conf.broker_url = previous_broker
             stop(worker)
 
 

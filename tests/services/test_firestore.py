@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import time
@@ -197,8 +198,9 @@ def test_a_celery_worker_drains_and_retries_through_an_outage(
 ) -> None:
     from django.conf import settings as django_settings
 
-    from config.celery import app as celery_app
-    from tests.services.conftest import start_celery_worker
+    from tests.services.conftest import celery_broker, start_celery_worker
+
+    stack = contextlib.ExitStack()
 
     broker_url = f"{redis_url}/2"
     monkeypatch.setenv("FIREBASE_PROJECT_ID", PROJECT)
@@ -211,10 +213,9 @@ def test_a_celery_worker_drains_and_retries_through_an_outage(
         database_path=Path(django_settings.DATABASES["default"]["NAME"]),
         log_path=log_path,
     )
-    previous_broker = celery_app.conf.broker_url
     try:
         wait_until(lambda: "ready." in log_path.read_text(), what="celery worker", limit=60, process=worker)
-        celery_app.conf.broker_url = broker_url
+        stack.enter_context(celery_broker(broker_url))
         settings.CELERY_BROKER_URL = broker_url
 
         user = factories.user()
@@ -231,5 +232,5 @@ def test_a_celery_worker_drains_and_retries_through_an_outage(
         )
         assert "memory.mirror_drain" in log_path.read_text()
     finally:
-        celery_app.conf.broker_url = previous_broker
+        stack.close()
         stop(worker)
