@@ -4,9 +4,12 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path
 
 from tools import services
 from tools.models import McpServer, Tool, ToolApproval, ToolGrant, ToolInvocation, ToolVersion
@@ -52,6 +55,42 @@ class ToolAdmin(admin.ModelAdmin):
     readonly_fields = ["version", "created_by", "approved_by", "approved_at", "created_at", "updated_at"]
     inlines = [ToolGrantInline, ToolVersionInline]
     actions = ["approve", "disable"]
+    change_form_template = "admin/tools/tool/change_form.html"
+
+    def get_urls(self) -> list[Any]:
+        custom = [
+            path(
+                "<int:tool_id>/test/",
+                self.admin_site.admin_view(self.test_run_view),
+                name="tools_tool_test",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def test_run_view(self, request: HttpRequest, tool_id: int) -> HttpResponse:
+        """The dashboard's test run, in the admin: the same service, recorded as an invocation."""
+        tool = get_object_or_404(Tool, pk=tool_id)
+        if not self.has_change_permission(request, tool):
+            raise PermissionDenied
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": tool,
+            "title": f"Test run: {tool.name}",
+            "arguments": request.POST.get("arguments", "{}"),
+        }
+        status = 200
+        if request.method == "POST":
+            try:
+                context["outcome"] = services.tool_test_run(
+                    tool=tool,
+                    raw_arguments=context["arguments"],
+                    user=request.user,  # type: ignore[arg-type]
+                )
+            except ValidationError as exc:
+                context["error"] = " ".join(exc.messages)
+                status = 400
+        return TemplateResponse(request, "admin/tools/tool/test_run.html", context, status=status)
 
     @admin.display(boolean=True, description="Secret headers")
     def has_secret_headers(self, obj: Tool) -> bool:

@@ -448,3 +448,22 @@ def mcp_server_discover(*, server: Any) -> list[Tool]:
         server.last_error = ""
         server.save(update_fields=["last_discovered_at", "last_error"])
     return rows
+
+
+def tool_test_run(*, tool: Tool, raw_arguments: str, user: AbstractBaseUser) -> Outcome:
+    """Run a tool once with JSON arguments (pending tools too: a test run before approval is what
+    it is for), recorded as an invocation by this user. Bad JSON -> ValidationError."""
+    import json
+
+    from asgiref.sync import async_to_sync
+
+    from tools import selectors
+    from tools.runtime import CallContext, invoke
+
+    try:
+        arguments = json.loads(raw_arguments or "{}")
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"The arguments are not JSON: {exc}.") from exc
+    return async_to_sync(invoke)(
+        selectors.tool_spec(tool), arguments, context=CallContext(user_id=user.pk), check_grant=False
+    )

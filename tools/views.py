@@ -4,14 +4,12 @@ an htmx request gets the fragment it swaps, any other request the whole page."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -20,7 +18,6 @@ from django.views.decorators.http import require_GET, require_POST
 from config.errors import ApplicationError
 from tools import selectors, services
 from tools.models import Tool, ToolGrant
-from tools.runtime import CallContext, invoke
 from tools.sandbox import sandbox_status
 
 PERIODS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -98,13 +95,10 @@ def tool_test_view(request: HttpRequest, tool_id: int) -> HttpResponse:
     raw = request.POST.get("arguments", "") or "{}"
     context: dict[str, Any] = {"tool": tool, "arguments": raw}
     try:
-        arguments = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        context["error"] = f"The arguments are not JSON: {exc}."
+        outcome = services.tool_test_run(tool=tool, raw_arguments=raw, user=request.user)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        context["error"] = " ".join(exc.messages)
         return render(request, "tools/partials/test_result.html", context, status=400)
-    outcome = async_to_sync(invoke)(
-        selectors.tool_spec(tool), arguments, context=CallContext(user_id=request.user.pk), check_grant=False
-    )
     context["outcome"] = outcome
     status = 400 if outcome.status == "invalid" else 200
     return render(request, "tools/partials/test_result.html", context, status=status)

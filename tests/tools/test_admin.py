@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
@@ -74,3 +76,18 @@ def test_admin_refuses_an_http_tool_with_a_placeholder_in_the_host() -> None:
     )
     assert response.status_code == 200 and "never in the host" in response.content.decode()
     assert not Tool.objects.filter(name="sneaky").exists()
+
+
+def test_admin_test_run_uses_the_governed_path_and_records_it(admin_client: Any) -> None:
+    calculator = Tool.objects.get(name="calculator")
+    change = admin_client.get(f"/admin/tools/tool/{calculator.pk}/change/")
+    assert f"/admin/tools/tool/{calculator.pk}/test/" in change.content.decode()
+
+    page = admin_client.post(f"/admin/tools/tool/{calculator.pk}/test/", {"arguments": '{"expression": "6*7"}'})
+    assert page.status_code == 200
+    assert 'data-status="ok"' in page.content.decode() and "42" in page.content.decode()
+    assert ToolInvocation.objects.filter(tool=calculator, status="ok").count() == 1
+
+    bad = admin_client.post(f"/admin/tools/tool/{calculator.pk}/test/", {"arguments": "{not json"})
+    assert bad.status_code == 400 and "not JSON" in bad.content.decode()
+    assert ToolInvocation.objects.filter(tool=calculator).count() == 1
