@@ -56,7 +56,8 @@ class RunContext:
     conversation_id: int
     # A HandoffMessage when a swarm resumes after a handoff to the user; the user proxy's message
     # when its question is answered in a new run (after a restart).
-    task: str | BaseChatMessage
+    # With the conversation's history first (the earlier turns of an OpenAI request) on its first run.
+    task: str | BaseChatMessage | list[BaseChatMessage]
     spec: TeamSpec
     team_state: dict[str, Any] | None
     router: manager.SelectorRouter | None = None  # selector teams: our routing, with its decisions
@@ -88,12 +89,14 @@ def _load_context(run_id: int) -> RunContext | None:
     user_message = run.messages.filter(type=Message.Type.USER).order_by("seq").first()
     if user_message is None:
         raise ValueError("The run has no user message to answer.")
+    task = manager.task_for(
+        spec, conversation_id=conversation.pk, text=user_message.content, answer_to=user_message.payload
+    )
     return RunContext(
         run_id=run.pk,
         conversation_id=conversation.pk,
-        task=manager.task_for(
-            spec, conversation_id=conversation.pk, text=user_message.content, answer_to=user_message.payload
-        ),
+        # Later runs have the history in the saved team state.
+        task=manager.with_history(conversation.pk, task) if conversation.team_state is None else task,
         spec=spec,
         team_state=conversation.team_state,
     )
@@ -351,6 +354,7 @@ async def _consume(context: RunContext, team: BaseGroupChat, token: Cancellation
     stop_reason = ""
     chunks = ChunkBuffer(context, settings.LODESTONE_STREAM_FLUSH_SECONDS)
     proxies = {"user", *(a.slug for a in context.spec.agents if a.preset == USER_PROXY_PRESET)}
+    history = {m.id for m in context.task} if isinstance(context.task, list) else set()
     async for event in team.run_stream(task=context.task, cancellation_token=token):
         if isinstance(event, TaskResult):
             stop_reason = event.stop_reason or ""
@@ -365,6 +369,8 @@ async def _consume(context: RunContext, team: BaseGroupChat, token: Cancellation
             continue
         if isinstance(event, TextMessage | HandoffMessage) and event.source in proxies:
             continue  # the task or a user proxy's answer: already stored as the user's message
+        if isinstance(event, BaseChatMessage) and event.id in history:
+            continue  # the history a client brought along: stored before the run
         mapped = manager.map_team_event(event, context.router) or map_event(event)
         if mapped is None:
             continue

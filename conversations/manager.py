@@ -372,6 +372,16 @@ def task_for(
     return text
 
 
+def with_history(conversation_id: int, task: str | BaseChatMessage) -> str | BaseChatMessage | list[BaseChatMessage]:
+    """The task preceded by the conversation's stored history (``services.history_append``: the
+    earlier turns of an OpenAI-style request), as AutoGen task messages; the task alone without one."""
+    turns = Message.objects.filter(conversation_id=conversation_id, run__isnull=True, payload__history=True)
+    earlier: list[BaseChatMessage] = [TextMessage(source=m.source, content=m.content) for m in turns.order_by("seq")]
+    if not earlier:
+        return task
+    return [*earlier, task if isinstance(task, BaseChatMessage) else TextMessage(source="user", content=task)]
+
+
 def park_if_handed_to_user(run_id: int) -> bool:
     """A run whose team ended by handing off to the user waits for the answer (``resume`` mode:
     the answer starts the next run, which hands it back to the agent that asked)."""

@@ -3,9 +3,10 @@ and ``POST /v1/chat/completions`` (streaming as server-sent events, or not).
 
 Authenticated with the user's API token as a bearer token (what the ``openai`` client sends). Each
 call is an ordinary conversation of that user — created, posted to and answered through the same
-services as the chat — so it shows in the web UI. The last ``user`` message of the request is the
-message posted; the team's own saved state carries the conversation, so earlier messages of the
-request are not replayed.
+services as the chat — so it shows in the web UI. The request's last message (role ``user``) is the
+message posted; the turns before it (``system``, ``user``, ``assistant``) are stored first as the
+conversation's history and given to the team as context (``execute_run`` starts the first run with
+them as AutoGen task messages), so a multi-turn client keeps its context.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.authtoken.models import Token
@@ -61,14 +63,17 @@ def models_list() -> list[dict[str, Any]]:
     return teams + agents
 
 
-def _open(user: User, model: str, text: Any) -> Conversation:
-    """A new conversation of ``user`` with the team (or agent) named ``model``."""
+def _open(user: User, model: str, text: str, history: list[tuple[str, str]]) -> Conversation:
+    """A new conversation of ``user`` with the team (or agent) named ``model``, holding the earlier
+    turns of the request as its history."""
     team = Team.objects.filter(slug=model).first()
     agent = None if team else Agent.objects.filter(slug=model).first()
     if team is None and agent is None:
         raise ApplicationError(f"The model {model!r} does not exist: use a team or agent slug.", status_code=404)
-    text = services.validate_message_text(text)
-    return services.conversation_create(owner=user, team=team, agent=agent, title=f"API: {text[:60]}")
+    with transaction.atomic():
+        conversation = services.conversation_create(owner=user, team=team, agent=agent, title=f"API: {text[:60]}")
+        services.history_append(conversation=conversation, turns=history)
+    return conversation
 
 
 def _post(user: User, conversation: Conversation, text: Any) -> Run:
@@ -107,7 +112,39 @@ async def _wait(run_id: int) -> Run:
         await asyncio.sleep(0.05)
 
 
-def _parse(request: HttpRequest) -> tuple[str, Any, bool]:
+ROLES = ("system", "developer", "user", "assistant")
+
+
+def _content(message: dict[str, Any], index: int) -> str:
+    content = message.get("content")
+    if isinstance(content, list):  # content parts: keep the text ones
+        content = "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+    if not isinstance(content, str) or not content.strip():
+        raise ValidationError(f"`messages[{index}].content` is empty: every message needs text.")
+    try:
+        return services.validate_message_text(content)
+    except ValidationError as exc:
+        raise ValidationError(f"`messages[{index}].content`: {' '.join(exc.messages)}") from exc
+
+
+def _history(messages: list[Any]) -> tuple[list[tuple[str, str]], str]:
+    """The earlier turns as ``(role, text)`` and the last ``user`` message's text (the one posted)."""
+    turns: list[tuple[str, str]] = []
+    for index, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in ROLES:
+            raise ValidationError(
+                f"`messages[{index}].role` is {role!r}: use one of system, developer, user, assistant."
+            )
+        turns.append(("system" if role == "developer" else role, _content(message, index)))
+    if not any(role == "user" for role, _ in turns):
+        raise ValidationError("`messages` needs a message with role `user`.")
+    if turns[-1][0] != "user":
+        raise ValidationError("The last message must have role `user`: it is the one the team answers.")
+    return turns[:-1], turns[-1][1]
+
+
+def _parse(request: HttpRequest) -> tuple[str, list[tuple[str, str]], str, bool]:
     try:
         body = json.loads(request.body or b"{}")
     except ValueError as exc:
@@ -120,13 +157,8 @@ def _parse(request: HttpRequest) -> tuple[str, Any, bool]:
         raise ValidationError("`model` is required: a team or agent slug (GET /v1/models).")
     if not isinstance(messages, list) or not messages:
         raise ValidationError("`messages` must be a non-empty list.")
-    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-    if not users:
-        raise ValidationError("`messages` needs a message with role `user`.")
-    content = users[-1].get("content")
-    if isinstance(content, list):  # content parts: keep the text ones
-        content = "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return model, content, bool(body.get("stream", False))
+    history, text = _history(messages)
+    return model, history, text, bool(body.get("stream", False))
 
 
 @csrf_exempt
@@ -146,11 +178,11 @@ async def chat_completions_view(request: HttpRequest) -> HttpResponse | Streamin
     if user is None:
         return _error(401, "Send your API token as `Authorization: Bearer <token>`.", "authentication_error")
     try:
-        model, text, stream = _parse(request)
+        model, history, text, stream = _parse(request)
         layer = get_channel_layer()
         if stream and layer is None:
             return _error(503, "Streaming needs a channel layer.", "server_error")
-        conversation = await sync_to_async(_open)(user, model, text)
+        conversation = await sync_to_async(_open)(user, model, text, history)
         if not stream:
             return await _complete(conversation, await sync_to_async(_post)(user, conversation, text), model)
         # Listen before posting, so no token of the reply is missed.

@@ -73,6 +73,29 @@ def message_append(
     return message
 
 
+HISTORY_SOURCES = {"system": "system", "user": "user", "assistant": "assistant"}
+
+
+def history_append(*, conversation: Conversation, turns: list[tuple[str, str]]) -> list[Message]:
+    """Earlier turns a client brought along (OpenAI ``messages`` before the last one): stored without
+    a run, marked ``payload.history``, and given to the team as context by its first run."""
+    stored = []
+    for role, text in turns:
+        if role not in HISTORY_SOURCES:
+            raise ValidationError({"role": f"Unknown role {role!r}: use system, user or assistant."})
+        stored.append(
+            message_append(
+                conversation_id=conversation.pk,
+                run_id=None,
+                source=HISTORY_SOURCES[role],
+                type=Message.Type.USER if role == "user" else Message.Type.TEXT,
+                content=validate_message_text(text),
+                payload={"history": True, "role": role, "agent_name": role.title()},
+            )
+        )
+    return stored
+
+
 def validate_message_text(text: Any) -> str:
     if not isinstance(text, str):
         raise ValidationError({"text": "Send the message as text."})

@@ -8,6 +8,7 @@ twice: a whole page for a normal request, the fragment htmx swaps for an htmx re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -20,7 +21,7 @@ from django_htmx.middleware import HtmxDetails
 from config.errors import ApplicationError
 from conversations import rendering, selectors, services
 from conversations.forms import ConversationForm, MessageForm
-from conversations.models import Conversation
+from conversations.models import Conversation, Run
 from conversations.realtime import serialize_run
 
 
@@ -127,38 +128,38 @@ def message_post_view(request: HtmxHttpRequest, conversation_id: int) -> HttpRes
     return render(request, "conversations/detail.html", _chat_context(request, conversation, form), status=status)
 
 
+def _control_active_run(
+    request: HtmxHttpRequest, conversation_id: int, act: Callable[[Run], object], *, when: str | None = None
+) -> HttpResponse:
+    """Stop, pause or resume the conversation's active run (if any, and in state ``when`` if
+    given). The socket announces the run's new status to every open tab, this one included."""
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    run = selectors.run_active(conversation=conversation)
+    if run is not None and (when is None or run.status == when):
+        act(run)
+    if _is_htmx_fragment_request(request):
+        return HttpResponse(status=204)
+    return redirect("conversations:detail", conversation_id=conversation.pk)
+
+
 @login_required
 @require_POST
 def run_cancel_view(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
-    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
-    run = selectors.run_active(conversation=conversation)
-    if run is not None:
-        services.run_cancel(run=run)
-    if _is_htmx_fragment_request(request):
-        # The socket announces the run's new status to every open tab, this one included.
-        return HttpResponse(status=204)
-    return redirect("conversations:detail", conversation_id=conversation.pk)
+    return _control_active_run(request, conversation_id, lambda run: services.run_cancel(run=run))
 
 
 @login_required
 @require_POST
 def run_pause_view(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
-    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
-    run = selectors.run_active(conversation=conversation)
-    if run is not None:
-        services.run_pause(run=run)
-    if _is_htmx_fragment_request(request):
-        return HttpResponse(status=204)
-    return redirect("conversations:detail", conversation_id=conversation.pk)
+    return _control_active_run(request, conversation_id, lambda run: services.run_pause(run=run))
 
 
 @login_required
 @require_POST
 def run_resume_view(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
-    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
-    run = selectors.run_active(conversation=conversation)
-    if run is not None and run.status == run.Status.AWAITING_INPUT:
-        services.run_resume(run=run, user=request.user)  # type: ignore[arg-type]
-    if _is_htmx_fragment_request(request):
-        return HttpResponse(status=204)
-    return redirect("conversations:detail", conversation_id=conversation.pk)
+    return _control_active_run(
+        request,
+        conversation_id,
+        lambda run: services.run_resume(run=run, user=request.user),  # type: ignore[arg-type]
+        when=Run.Status.AWAITING_INPUT,
+    )

@@ -1,7 +1,9 @@
 """Scripted responses (AutoGen's ReplayChatCompletionClient), for tests and demos.
 
 ``options``: ``responses`` — a list whose items are text, or ``{"tool_calls": [{"name", "arguments"}]}``;
-``chunk_delay`` — seconds between streamed tokens, so a demo streams visibly.
+``chunk_delay`` — seconds between streamed tokens, so a demo streams visibly. A text response
+containing ``{prompt}`` has it replaced by what the model was asked (every message's text, joined by
+`` | ``): a scripted model that echoes its prompt, so a test in another process can see it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ if TYPE_CHECKING:
     from agents.models import ModelConfig
 
 
+PROMPT_MARKER = "{prompt}"
+
+
+def prompt_text(messages: Sequence[LLMMessage]) -> str:
+    return " | ".join(str(m.content) for m in messages)
+
+
 class PacedReplayChatCompletionClient(ReplayChatCompletionClient):
     """The replay client with an optional pause between streamed tokens."""
 
@@ -42,6 +51,28 @@ class PacedReplayChatCompletionClient(ReplayChatCompletionClient):
     ) -> AsyncGenerator[str | CreateResult, None]:
         # The parent records what the model was asked only for create(); streaming is our path.
         self._create_calls.append({"messages": list(messages), "tools": tools, "json_output": json_output})
+        index = self._current_index
+        scripted = self.chat_completions[index] if index < len(self.chat_completions) else None
+        if isinstance(scripted, str) and PROMPT_MARKER in scripted:
+            self.chat_completions[index] = scripted.replace(PROMPT_MARKER, prompt_text(messages))
+        try:
+            async for item in self._paced(
+                messages, tools, tool_choice, json_output, extra_create_args, cancellation_token
+            ):
+                yield item
+        finally:
+            if isinstance(scripted, str) and PROMPT_MARKER in scripted:
+                self.chat_completions[index] = scripted  # the script stays as written
+
+    async def _paced(
+        self,
+        messages: Sequence[LLMMessage],
+        tools: Sequence[Tool | ToolSchema],
+        tool_choice: Tool | Literal["auto", "required", "none"],
+        json_output: bool | type[BaseModel] | None,
+        extra_create_args: Mapping[str, Any],
+        cancellation_token: CancellationToken | None,
+    ) -> AsyncGenerator[str | CreateResult, None]:
         async for item in super().create_stream(
             messages,
             tools=tools,

@@ -1,4 +1,7 @@
-"""A small MCP server over stdio, started by the MCP tests as a real process."""
+"""A small MCP server, started by the MCP tests as a real process: over stdio by default, or
+``streamable-http PORT`` / ``sse PORT`` on 127.0.0.1."""
+
+import sys
 
 from mcp.server.fastmcp import FastMCP
 
@@ -24,4 +27,9 @@ def explode(reason: str) -> str:
 
 
 if __name__ == "__main__":
-    server.run("stdio")
+    if len(sys.argv) > 2:
+        server.settings.host = "127.0.0.1"
+        server.settings.port = int(sys.argv[2])
+        server.run(sys.argv[1])  # type: ignore[arg-type]
+    else:
+        server.run("stdio")

@@ -98,3 +98,32 @@ async def test_agent_calls_an_mcp_tool(inline_runner: InlineRunner) -> None:
     result = (await sync_to_async(messages)(conversation.pk))[2].payload["results"][0]
     assert result["content"] == "42" and not result["is_error"]
     assert (await ToolInvocation.objects.aget()).status == "ok"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("transport", "cli", "path"), [("streamable_http", "streamable-http", "/mcp"), ("sse", "sse", "/sse")]
+)
+def test_http_transports_discover_and_call(transport: str, cli: str, path: str) -> None:
+    """The same server over the network: streamable HTTP and SSE, as a real process on loopback."""
+    import subprocess
+
+    from tests.servers import free_port, port_open, stop, wait_until
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(SERVER), cli, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_until(lambda: port_open(port), what=f"MCP server ({cli})", limit=30, process=process)
+        server = McpServer(name=f"net{transport[:3]}", transport=transport, url=f"http://127.0.0.1:{port}{path}")
+        server.full_clean()
+        server.save()
+        rows = services.mcp_server_discover(server=server)
+        assert sorted(t.name.split("_", 1)[1] for t in rows) == ["add", "explode", "shout"]
+        add = next(t for t in rows if t.name.endswith("_add"))
+        services.tool_approve(tool=add, by=None)
+        outcome = async_to_sync(invoke)(tool_spec(add), {"a": 2, "b": 40}, context=CallContext())
+        assert outcome.ok and outcome.result == "42"
+    finally:
+        stop(process)
