@@ -28,6 +28,13 @@ SETUP = textwrap.dedent(
     writer = services.agent_create(slug="writer", name="Writer", description="Answers.", model_config=model)
     checker = services.agent_create(slug="checker", name="Checker", description="Checks.", model_config=model)
     services.team_create(slug="duo", name="Duo", kind=Team.Kind.ROUND_ROBIN, agents=[writer, checker], max_messages=3)
+    echo_model = services.model_config_create(
+        name="Echo", provider="replay", options={{"responses": ["Seen: {{prompt}}", "Seen: {{prompt}}"]}}
+    )
+    services.agent_create(
+        slug="echo", name="Echo", description="Echoes its prompt.", model_config=echo_model,
+        system_message="You repeat your prompt.",
+    )
     user = get_user_model().objects.create_user(username="api-user", password="pw-Secret-123")
     Token.objects.create(user=user, key={KEY!r})
     """
@@ -126,3 +133,71 @@ def test_bad_calls_get_openai_style_errors(server: tuple[str, Path]) -> None:
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "Hi"}])
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="duo", messages=[{"role": "system", "content": "Hi"}])
+
+
+HISTORY = [
+    {"role": "system", "content": "Answer with the name the user gave."},
+    {"role": "user", "content": "My name is Ada."},
+    {"role": "assistant", "content": "Nice to meet you, Ada."},
+    {"role": "user", "content": "What is my name?"},
+]
+
+
+def test_earlier_turns_of_the_request_reach_the_team_and_are_stored(server: tuple[str, Path]) -> None:
+    import openai
+
+    url, var_dir = server
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY)
+    completion = client.chat.completions.create(model="echo", messages=HISTORY)  # type: ignore[arg-type]
+    # The echo model answers with its whole prompt: its own system message, then every turn.
+    assert completion.choices[0].message.content == (
+        "Seen: You repeat your prompt. | Answer with the name the user gave. | My name is Ada. | "
+        "Nice to meet you, Ada. | What is my name?"
+    )
+    conversation = completion.model_extra["lodestone"]["conversation_id"]  # type: ignore[index]
+    stored = [line.split(" ", 2)[2] for line in conversations_of(var_dir).splitlines() if f" {conversation} " in line]
+    assert stored[:4] == [
+        "system text Answer with the name the user gave.",
+        "user user My name is Ada.",
+        "assistant text Nice to meet you, Ada.",
+        "user user What is my name?",
+    ]
+    assert stored[4].startswith("echo text Seen: You repeat your prompt. |") and len(stored) == 5
+
+    # Streaming takes the same path.
+    stream = client.chat.completions.create(model="echo", messages=HISTORY, stream=True)  # type: ignore[arg-type]
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert "My name is Ada. | Nice to meet you, Ada. | What is my name?" in text
+
+
+@pytest.mark.parametrize(
+    ("messages", "error"),
+    [
+        ([{"role": "system", "content": "Hi"}], "`messages` needs a message with role `user`."),
+        (
+            [{"role": "wizard", "content": "Hi"}, {"role": "user", "content": "Hi"}],
+            "`messages[0].role` is 'wizard': use one of system, developer, user, assistant.",
+        ),
+        (
+            [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "  "},
+                {"role": "user", "content": "?"},
+            ],
+            "`messages[1].content` is empty: every message needs text.",
+        ),
+        (
+            [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}],
+            "The last message must have role `user`: it is the one the team answers.",
+        ),
+    ],
+)
+def test_bad_histories_are_400_with_an_openai_error(server: tuple[str, Path], messages: list, error: str) -> None:
+    import openai
+
+    url, _ = server
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="duo", messages=messages)
+    assert caught.value.status_code == 400
+    assert caught.value.body == {"message": error, "type": "invalid_request_error", "code": None}
