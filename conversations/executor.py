@@ -34,7 +34,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from agents.factory import USER_PROXY_PRESET, TeamSpec, build_team, spec_for_agent, spec_for_team
-from agents.models import Agent
+from agents.models import Agent, Team
 from conversations import manager, realtime, services
 from conversations.models import Message, Run
 
@@ -61,6 +61,8 @@ class RunContext:
     spec: TeamSpec
     team_state: dict[str, Any] | None
     router: manager.SelectorRouter | None = None  # selector teams: our routing, with its decisions
+    # Round-robin and swarm teams: an @mention in the message (who answers next, or why not).
+    mention: manager.RoutingDecision | None = None
     last_text: str = ""  # the last thing an agent said: the question a user proxy asks
     # Set when the stream reaches a user proxy's UserInputRequestedEvent: everything said before
     # the question is stored, so the question gets the next seq.
@@ -92,12 +94,17 @@ def _load_context(run_id: int) -> RunContext | None:
     task = manager.task_for(
         spec, conversation_id=conversation.pk, text=user_message.content, answer_to=user_message.payload
     )
+    # A plain message (not an answer to a question, not a swarm's resume) may address an agent.
+    mention = manager.mention_route(spec, task) if isinstance(task, str) else None
+    if mention is not None and mention.agent and spec.kind == Team.Kind.SWARM:
+        task = HandoffMessage(source="user", target=mention.agent, content=user_message.content)  # hand it over
     return RunContext(
         run_id=run.pk,
         conversation_id=conversation.pk,
         # Later runs have the history in the saved team state.
         task=manager.with_history(conversation.pk, task) if conversation.team_state is None else task,
         spec=spec,
+        mention=mention,
         team_state=conversation.team_state,
     )
 
@@ -325,6 +332,8 @@ async def _stream(context: RunContext, token: CancellationToken) -> str:
     team = build_team(context.spec, selector_func=context.router.select if context.router else None, input_func=ask)
     if context.team_state:
         await team.load_state(context.team_state)
+    if context.mention is not None and context.mention.agent and context.spec.kind == Team.Kind.ROUND_ROBIN:
+        await manager.address(team, context.spec, context.mention.agent)
     from memory.autogen import MemoryScope, memory_scope
 
     scope = MemoryScope(
@@ -355,6 +364,17 @@ async def _consume(context: RunContext, team: BaseGroupChat, token: Cancellation
     chunks = ChunkBuffer(context, settings.LODESTONE_STREAM_FLUSH_SECONDS)
     proxies = {"user", *(a.slug for a in context.spec.agents if a.preset == USER_PROXY_PRESET)}
     history = {m.id for m in context.task} if isinstance(context.task, list) else set()
+    if context.mention is not None:  # stored before the reply, like a selector's routing
+        routing = manager.routing_event(context.spec, context.mention)
+        message = await append(
+            conversation_id=context.conversation_id,
+            run_id=context.run_id,
+            source=routing.source,
+            type=routing.type,
+            content=routing.content,
+            payload={**routing.payload, "agent_name": "Conversation manager"},
+        )
+        await realtime.publish(context.conversation_id, realtime.message_event(message))
     async for event in team.run_stream(task=context.task, cancellation_token=token):
         if isinstance(event, TaskResult):
             stop_reason = event.stop_reason or ""

@@ -32,6 +32,7 @@ from autogen_agentchat.messages import (
     SelectSpeakerEvent,
     TextMessage,
 )
+from autogen_agentchat.teams import BaseGroupChat
 from autogen_core.models import AssistantMessage, ChatCompletionClient, LLMMessage, UserMessage
 
 from agents.factory import DEFAULT_SELECTOR_PROMPT, MAX_SELECTOR_ATTEMPTS, TeamSpec
@@ -291,6 +292,53 @@ class SelectorRouter:
             if decision.agent == agent:
                 return decision
         return RoutingDecision(agent, "model", "Chosen by the selector model.")
+
+
+# Team kinds whose order AutoGen fixes, where an @mention addresses one agent for the next turn.
+ADDRESSABLE_KINDS = (Team.Kind.ROUND_ROBIN, Team.Kind.SWARM)
+MANAGER_SOURCE = "manager"
+
+
+def mention_route(spec: TeamSpec, text: str) -> RoutingDecision | None:
+    """An ``@name`` in a message to a round-robin or swarm team: that agent answers next (its
+    decision, ``method: "mention"``); a mention of no agent, or of several, is ignored and said so
+    (``method: "ignored"``, no agent). ``None`` without mentions or for other team kinds."""
+    if spec.kind not in ADDRESSABLE_KINDS:
+        return None
+    handles = MENTION_RE.findall(text)
+    if not handles:
+        return None
+    candidates = candidates_for(spec)
+    mentioned = mentioned_agent(text, candidates)
+    if mentioned is not None:
+        return RoutingDecision(mentioned.slug, "mention", f"Addressed as @{mentioned.slug}.")
+    named = ", ".join(f"@{h}" for h in dict.fromkeys(handles))
+    known = {h.lower() for c in candidates for h in (c.slug, re.sub(r"\s+", "_", c.name.strip()))}
+    if any(h.lower() in known for h in handles):
+        reason = f"Several agents are addressed ({named}): the team keeps its usual order."
+    else:
+        reason = f"No agent of this team is called {named}: the team keeps its usual order."
+    return RoutingDecision("", "ignored", reason)
+
+
+async def address(team: BaseGroupChat, spec: TeamSpec, agent: str) -> None:
+    """Make ``agent`` the next speaker of a loaded round-robin team, in its own state: the rotation
+    then goes on after it, in this run and the next ones. (A swarm is addressed by its task: a
+    ``HandoffMessage`` from the user to the agent: the executor's task.)"""
+    state = dict(await team.save_state())
+    for agent_state in state.get("agent_states", {}).values():
+        if isinstance(agent_state, dict) and "next_speaker_index" in agent_state:
+            agent_state["next_speaker_index"] = spec.participants.index(agent)
+    await team.load_state(state)
+
+
+def routing_event(spec: TeamSpec, decision: RoutingDecision) -> MappedEvent:
+    """The stored ``routing`` message of a mention in a round-robin or swarm team."""
+    from conversations.executor import MappedEvent
+
+    name = next((a.name for a in spec.agents if a.slug == decision.agent), decision.agent)
+    content = f"{name} answers next: {decision.reason}" if decision.agent else decision.reason
+    return MappedEvent(Message.Type.ROUTING, MANAGER_SOURCE, content, {"routing": decision.as_payload()})
 
 
 def router_for(spec: TeamSpec) -> SelectorRouter | None:

@@ -8,6 +8,7 @@ import textwrap
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,7 +136,7 @@ def test_bad_calls_get_openai_style_errors(server: tuple[str, Path]) -> None:
         client.chat.completions.create(model="duo", messages=[{"role": "system", "content": "Hi"}])
 
 
-HISTORY = [
+HISTORY: list[Any] = [
     {"role": "system", "content": "Answer with the name the user gave."},
     {"role": "user", "content": "My name is Ada."},
     {"role": "assistant", "content": "Nice to meet you, Ada."},
@@ -148,7 +149,7 @@ def test_earlier_turns_of_the_request_reach_the_team_and_are_stored(server: tupl
 
     url, var_dir = server
     client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY)
-    completion = client.chat.completions.create(model="echo", messages=HISTORY)  # type: ignore[arg-type]
+    completion = client.chat.completions.create(model="echo", messages=HISTORY)
     # The echo model answers with its whole prompt: its own system message, then every turn.
     assert completion.choices[0].message.content == (
         "Seen: You repeat your prompt. | Answer with the name the user gave. | My name is Ada. | "
@@ -165,7 +166,7 @@ def test_earlier_turns_of_the_request_reach_the_team_and_are_stored(server: tupl
     assert stored[4].startswith("echo text Seen: You repeat your prompt. |") and len(stored) == 5
 
     # Streaming takes the same path.
-    stream = client.chat.completions.create(model="echo", messages=HISTORY, stream=True)  # type: ignore[arg-type]
+    stream = client.chat.completions.create(model="echo", messages=HISTORY, stream=True)
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert "My name is Ada. | Nice to meet you, Ada. | What is my name?" in text
 
@@ -192,7 +193,7 @@ def test_earlier_turns_of_the_request_reach_the_team_and_are_stored(server: tupl
         ),
     ],
 )
-def test_bad_histories_are_400_with_an_openai_error(server: tuple[str, Path], messages: list, error: str) -> None:
+def test_bad_histories_are_400_with_an_openai_error(server: tuple[str, Path], messages: list[Any], error: str) -> None:
     import openai
 
     url, _ = server

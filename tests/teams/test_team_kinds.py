@@ -334,3 +334,104 @@ async def test_cost_per_message_run_agent_and_conversation(inline_runner: Inline
     assert Decimal(usage["runs"][str(run.pk)]["cost"]) == expected
     assert Decimal(usage["agents"]["planner"]["cost"]) == Decimal(text.payload["cost"])
     assert usage["agents"]["planner"]["name"] == "Planner"
+
+
+# --- @name in round-robin and swarm teams -------------------------------------------------------
+
+
+async def round_robin_of_three(max_messages: int) -> Team:
+    agents = []
+    for slug in ("planner", "coder", "critic"):
+        model = await sync_to_async(factories.replay_model)([f"{slug} 1", f"{slug} 2"])
+        agents.append(await sync_to_async(factories.agent)(model, f"{slug}_{factories._next()}", name=slug.title()))
+    return await sync_to_async(make_team)(agents, Team.Kind.ROUND_ROBIN, max_messages=max_messages)
+
+
+def short(conversation_id: int) -> list[tuple[str, str, str]]:
+    """Rows with agents' slugs cut to their role (``coder_12`` -> ``coder``)."""
+    return [(s.split("_")[0], t, c) for s, t, c in rows(conversation_id)]
+
+
+async def test_round_robin_at_mention_addresses_one_agent_and_the_rotation_goes_on(
+    inline_runner: InlineRunner,
+) -> None:
+    user = await sync_to_async(factories.user)()
+    team = await round_robin_of_three(max_messages=3)
+    critic = await team.members.select_related("agent").aget(position=2)
+    conversation = await sync_to_async(factories.conversation)(user, team=team)
+
+    run = await post(conversation, user, f"@{critic.agent.slug} what do you think?")
+    assert run.status == Run.Status.COMPLETED, run.error
+    run = await post(conversation, user, "And now?")
+    assert run.status == Run.Status.COMPLETED, run.error
+
+    assert await sync_to_async(short)(conversation.pk) == [
+        ("user", "user", f"@{critic.agent.slug} what do you think?"),
+        ("manager", "routing", f"Critic answers next: Addressed as @{critic.agent.slug}."),
+        ("critic", "text", "critic 1"),
+        ("planner", "text", "planner 1"),  # the rotation goes on after the addressed agent
+        ("user", "user", "And now?"),
+        ("coder", "text", "coder 1"),  # ... into the next message, from the saved state
+        ("critic", "text", "critic 2"),
+    ]
+    routing = await Message.objects.aget(conversation=conversation, type="routing")
+    assert routing.payload["routing"] == {
+        "agent": critic.agent.slug,
+        "method": "mention",
+        "reason": f"Addressed as @{critic.agent.slug}.",
+        "scores": {},
+    }
+
+
+async def test_round_robin_at_mention_by_name_and_unknown_mentions_get_a_note(inline_runner: InlineRunner) -> None:
+    user = await sync_to_async(factories.user)()
+    team = await round_robin_of_three(max_messages=2)
+    conversation = await sync_to_async(factories.conversation)(user, team=team)
+
+    assert (await post(conversation, user, "@nobody hello")).status == Run.Status.COMPLETED
+    assert (await post(conversation, user, "@Critic hello")).status == Run.Status.COMPLETED
+    assert (await post(conversation, user, "@Critic and @Coder")).status == Run.Status.COMPLETED
+    assert (await post(conversation, user, "mail me at a@critic.io")).status == Run.Status.COMPLETED
+    assert await sync_to_async(short)(conversation.pk) == [
+        ("user", "user", "@nobody hello"),
+        ("manager", "routing", "No agent of this team is called @nobody: the team keeps its usual order."),
+        ("planner", "text", "planner 1"),
+        ("user", "user", "@Critic hello"),
+        ("manager", "routing", "Critic answers next: Addressed as @" + (await critic_slug(team)) + "."),
+        ("critic", "text", "critic 1"),
+        ("user", "user", "@Critic and @Coder"),
+        ("manager", "routing", "Several agents are addressed (@Critic, @Coder): the team keeps its usual order."),
+        ("planner", "text", "planner 2"),
+        ("user", "user", "mail me at a@critic.io"),  # not a mention: no note
+        ("coder", "text", "coder 1"),
+    ]
+    ignored = await Message.objects.filter(conversation=conversation, type="routing").order_by("seq").afirst()
+    assert ignored is not None and ignored.payload["routing"]["method"] == "ignored"
+    assert ignored.payload["routing"]["agent"] == ""
+
+
+async def critic_slug(team: Team) -> str:
+    member = await team.members.select_related("agent").aget(position=2)
+    return member.agent.slug
+
+
+async def test_swarm_at_mention_hands_the_turn_to_that_agent(inline_runner: InlineRunner) -> None:
+    user = await sync_to_async(factories.user)()
+    triage_model = await sync_to_async(factories.replay_model)(["Triage here."])
+    billing_model = await sync_to_async(factories.replay_model)(["Billing here.", "Still billing."])
+    triage = await sync_to_async(factories.agent)(triage_model, "triage", handoffs=["billing"])
+    billing = await sync_to_async(factories.agent)(billing_model, "billing", handoffs=["triage"])
+    team = await sync_to_async(make_team)([triage, billing], Team.Kind.SWARM, max_messages=2)
+    conversation = await sync_to_async(factories.conversation)(user, team=team)
+
+    run = await post(conversation, user, "@billing my invoice is wrong")
+    assert run.status == Run.Status.COMPLETED, run.error
+    run = await post(conversation, user, "Thanks")
+    assert run.status == Run.Status.COMPLETED, run.error
+    assert await sync_to_async(rows)(conversation.pk) == [
+        ("user", "user", "@billing my invoice is wrong"),
+        ("manager", "routing", "Billing answers next: Addressed as @billing."),
+        ("billing", "text", "Billing here."),
+        ("user", "user", "Thanks"),
+        ("billing", "text", "Still billing."),  # the swarm stays with the agent it was handed to
+    ]
