@@ -137,17 +137,44 @@ def dump_termination(team: Team) -> dict[str, Any] | None:
     return _component(P_OR, "termination", {"conditions": conditions})
 
 
+def _builtin_source(name: str) -> str:
+    """A builtin's function source, without its registering decorator. For reference only: it may
+    rely on Lodestone's modules, and a Lodestone import maps the tool back to the builtin by name."""
+    import inspect
+    import textwrap
+
+    from tools.registry import builtin_tools
+
+    builtin = builtin_tools().get(name)
+    if builtin is None:
+        return ""
+    try:
+        lines = textwrap.dedent(inspect.getsource(builtin.func)).splitlines()
+    except (OSError, TypeError):
+        return ""
+    while lines and lines[0].lstrip().startswith("@"):
+        # A decorator may span several lines: drop through the line that closes it.
+        head = lines.pop(0)
+        depth = head.count("(") - head.count(")")
+        while depth > 0 and lines:
+            nxt = lines.pop(0)
+            depth += nxt.count("(") - nxt.count(")")
+    return "\n".join(lines) + "\n"
+
+
 def _dump_tools(agent: Agent) -> list[dict[str, Any]]:
-    """Granted Python tools as FunctionTools (builtin tools live in code and are not exported)."""
+    """Granted Python and builtin tools as FunctionTools (builtins by name, their source for reference)."""
     from tools.models import Tool, ToolGrant
 
-    grants = ToolGrant.objects.filter(agent=agent, tool__kind=Tool.Kind.PYTHON).select_related("tool")
+    grants = ToolGrant.objects.filter(agent=agent, tool__kind__in=[Tool.Kind.PYTHON, Tool.Kind.BUILTIN]).select_related(
+        "tool"
+    )
     return [
         _component(
             P_FUNCTION_TOOL,
             "tool",
             {
-                "source_code": g.tool.source,
+                "source_code": g.tool.source if g.tool.kind == Tool.Kind.PYTHON else _builtin_source(g.tool.name),
                 "name": g.tool.name,
                 "description": g.tool.description,
                 "global_imports": [],
@@ -412,6 +439,12 @@ def _plan_tool(plan: _Plan, component: Any) -> str | None:
     from tools.creation import validate_python_source
     from tools.models import Tool
 
+    builtin_name = str(_config(component).get("name") or "")
+    builtin = Tool.objects.filter(name=builtin_name, kind=Tool.Kind.BUILTIN).first() if builtin_name else None
+    if builtin is not None:
+        # One of our builtins (as an export writes them): granted by name; the file's code is ignored.
+        plan.tools[builtin.name] = {"existing": builtin.pk}
+        return builtin.name
     source = _tool_source(_config(component))
     try:
         validated = validate_python_source(source)

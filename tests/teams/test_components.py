@@ -313,3 +313,30 @@ def test_function_tool_source_becomes_a_pending_tool_never_run(tmp_path: Path) -
     again = import_file(json.dumps(dump_team(result.teams[0])))
     assert Tool.objects.filter(name="shout").count() == 1 and again.tools == []
     assert team_fingerprint(again.teams[0]) == team_fingerprint(result.teams[0])
+
+
+def test_builtin_tools_round_trip_by_name_and_their_code_is_never_imported() -> None:
+    from tools.models import Tool, ToolGrant
+
+    model = factories.replay_model(["x"])
+    solo = factories.agent(model, "calc", tool_names=["calculator"])
+    team = agent_services.team_create(
+        slug="calc-team", name="Calc", kind=Team.Kind.SINGLE, agents=[solo], max_messages=2
+    )
+    exported = dump_team(team)
+
+    tool = exported["config"]["participants"][0]["config"]["tools"][0]
+    assert tool["provider"] == "autogen_core.tools.FunctionTool"
+    assert tool["config"]["name"] == "calculator"
+    # The function's own source, for reference outside Lodestone, without our registering decorator.
+    assert tool["config"]["source_code"].startswith("def calculate(")
+
+    # Whatever code a file carries under a builtin's name is ignored: the builtin itself is granted.
+    tool["config"]["source_code"] = "def calculate(expression: str) -> str:\n    raise SystemExit('never run')\n"
+    python_tools = Tool.objects.filter(kind=Tool.Kind.PYTHON).count()
+    again = import_file(json.dumps(exported)).teams[0]
+    agent = again.members.get().agent
+    granted = ToolGrant.objects.filter(agent=agent).select_related("tool").get()
+    assert (granted.tool.name, granted.tool.kind) == ("calculator", Tool.Kind.BUILTIN)
+    assert Tool.objects.filter(kind=Tool.Kind.PYTHON).count() == python_tools
+    assert team_fingerprint(again) == team_fingerprint(team)
