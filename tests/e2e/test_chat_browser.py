@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import textwrap
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.servers import REPO, VENV_BIN, free_port, port_open, stop, wait_until
+from tests.servers import REPO, live_daphne
 
 pytestmark = pytest.mark.e2e
 
@@ -91,45 +89,8 @@ def _require(condition: bool, message: str) -> None:
 def daphne_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     _require((REPO / "node_modules" / "htmx.org" / "dist" / "htmx.min.js").exists(), "node_modules missing: npm ci")
     var_dir = tmp_path_factory.mktemp("e2e-var")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "LODESTONE_RUNNER"}
-        and not key.startswith("DJANGO_")
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings.local",
-        LODESTONE_VAR_DIR=str(var_dir),
-        PYTHONUNBUFFERED="1",
-        LODESTONE_LOG_LEVEL="WARNING",
-    )
-    python = str(VENV_BIN / "python")
-    subprocess.run([python, "manage.py", "migrate", "--noinput"], cwd=REPO, env=env, check=True, capture_output=True)
-    subprocess.run([python, "manage.py", "shell", "-c", SETUP_SCRIPT], cwd=REPO, env=env, check=True)
-
-    port = free_port()
-    log = var_dir / "daphne.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-            cwd=REPO,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    server = LiveServer(url=f"http://127.0.0.1:{port}", log=log)
-    try:
-        wait_until(lambda: port_open(port), what="daphne", limit=30, process=process)
-        # The first request binds the inline runner to the server's loop; make it a cheap one.
-        wait_until(
-            lambda: urllib.request.urlopen(f"{server.url}/accounts/login/", timeout=5).status == 200,  # noqa: S310
-            what="daphne answering HTTP",
-            limit=30,
-            process=process,
-        )
-        yield server
-    finally:
-        stop(process)
+    with live_daphne(var_dir, SETUP_SCRIPT) as (url, log):
+        yield LiveServer(url=url, log=log)
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import textwrap
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.servers import REPO, VENV_BIN, free_port, port_open, stop, wait_until
+from tests.servers import REPO, VENV_BIN, live_daphne
 
 KEY = "a" * 40
 SETUP = textwrap.dedent(
@@ -45,38 +44,8 @@ SETUP = textwrap.dedent(
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     var_dir = tmp_path_factory.mktemp("openai-var")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "LODESTONE_RUNNER"}
-        and not k.startswith("DJANGO_")
-    }
-    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", LODESTONE_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
-    python = str(VENV_BIN / "python")
-    subprocess.run([python, "manage.py", "migrate", "--noinput"], cwd=REPO, env=env, check=True, capture_output=True)
-    subprocess.run([python, "manage.py", "shell", "-c", SETUP], cwd=REPO, env=env, check=True)
-    port = free_port()
-    log = var_dir / "daphne.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-            cwd=REPO,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: port_open(port), what="daphne", limit=30, process=process)
-        wait_until(
-            lambda: urllib.request.urlopen(f"{url}/accounts/login/", timeout=5).status == 200,  # noqa: S310
-            what="daphne answering HTTP",
-            limit=30,
-            process=process,
-        )
+    with live_daphne(var_dir, SETUP) as (url, _log):
         yield url, var_dir
-    finally:
-        stop(process)
 
 
 def conversations_of(var_dir: Path) -> str:
