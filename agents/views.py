@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 from django_htmx.middleware import HtmxDetails
 
-from agents import components
+from agents import components, selectors
 from agents.models import Team
 from agents.visual import run_timeline, team_graph
 from conversations import selectors as conversation_selectors
@@ -51,7 +51,7 @@ def team_list(request: HttpRequest) -> HttpResponse:
                 context["imported"] = components.import_file(upload.read()).summary()
             except components.ImportRejected as exc:
                 context["problems"] = exc.problems
-    context["teams"] = Team.objects.prefetch_related("members__agent")
+    context["teams"] = selectors.team_list()
     return render(request, "agents/team_list.html", context, status=400 if context.get("problems") else 200)
 
 

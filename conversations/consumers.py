@@ -145,8 +145,13 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
     def _post(self, text: Any) -> None:
         services.message_post(conversation=self._conversation(), user=self.scope["user"], text=text)
 
+    def _active_run(self, status: str) -> Run | None:
+        # A conversation has at most one active run (a unique constraint).
+        run = selectors.run_active(conversation=self._conversation())
+        return run if run is not None and run.status == status else None
+
     def _answer(self, text: Any) -> None:
-        run = Run.objects.filter(conversation_id=self.conversation_id, status=Run.Status.AWAITING_INPUT).first()
+        run = self._active_run(Run.Status.AWAITING_INPUT)
         if run is None:
             raise ApplicationError("Nothing is waiting for an answer in this conversation.")
         services.run_answer(run=run, user=self.scope["user"], text=text)
@@ -162,7 +167,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         )
 
     def _pause(self) -> None:
-        run = Run.objects.filter(conversation_id=self.conversation_id, status=Run.Status.RUNNING).first()
+        run = self._active_run(Run.Status.RUNNING)
         if run is not None:
             services.run_pause(run=run)
 
