@@ -151,6 +151,10 @@ LODESTONE_FIELD_ENCRYPTION_KEY = env.get_str("LODESTONE_FIELD_ENCRYPTION_KEY", "
 
 # --- Memory: the embedder and vector store backends (registries in memory/embeddings, memory/vector).
 LODESTONE_EMBEDDER = env.get_str("LODESTONE_EMBEDDER", "local")
+# "local" embedder: "int8" (default, about twice as fast) or "fp32" (the original model, exact).
+# Both are built once from the packaged weights into LODESTONE_MODEL_DIR.
+LODESTONE_LOCAL_EMBEDDER_PRECISION = env.get_str("LODESTONE_LOCAL_EMBEDDER_PRECISION", "int8")
+LODESTONE_MODEL_DIR = VAR_DIR / "models"
 LODESTONE_VECTOR_STORE = env.get_str("VECTOR_STORE", "embedded")
 # "openai" embedder: any OpenAI-compatible /embeddings endpoint; the key falls back to OPENAI_API_KEY.
 LODESTONE_OPENAI_EMBEDDINGS_BASE_URL = env.get_optional("OPENAI_EMBEDDINGS_BASE_URL")

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error
 
 from memory import embeddings, vector
+from memory.embeddings.minilm_onnx import PRECISIONS
 
 
 def memory_backend_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -22,6 +23,15 @@ def memory_backend_settings(app_configs: Any = None, **kwargs: Any) -> list[Chec
                 f"Unknown embedder {settings.LODESTONE_EMBEDDER!r} (LODESTONE_EMBEDDER).",
                 hint=f"Choose one of {', '.join(sorted(embeddings._FACTORIES))}.",
                 id="memory.E001",
+            )
+        )
+    if settings.LODESTONE_EMBEDDER == "local" and settings.LODESTONE_LOCAL_EMBEDDER_PRECISION not in PRECISIONS:
+        errors.append(
+            Error(
+                f"Unknown local embedder precision {settings.LODESTONE_LOCAL_EMBEDDER_PRECISION!r} "
+                "(LODESTONE_LOCAL_EMBEDDER_PRECISION).",
+                hint=f"Choose one of {', '.join(PRECISIONS)}.",
+                id="memory.E006",
             )
         )
     store = settings.LODESTONE_VECTOR_STORE

