@@ -16,6 +16,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from config.routing import websocket_urlpatterns  # noqa: E402
 from conversations.runner import ServerLoopMiddleware  # noqa: E402
+from memory.schedule import start_server_schedule  # noqa: E402
 
 application = ServerLoopMiddleware(
     ProtocolTypeRouter(
@@ -23,5 +24,6 @@ application = ServerLoopMiddleware(
             "http": django_asgi_app,
             "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         }
-    )
+    ),
+    on_start=[start_server_schedule],
 )

@@ -14,7 +14,7 @@ import asyncio
 import contextvars
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from asgiref.sync import sync_to_async
@@ -123,10 +123,12 @@ def get_runner() -> Runner:
 
 class ServerLoopMiddleware:
     """ASGI middleware: gives the inline runner the server's loop on the first event it sees,
-    and fails runs that an earlier server process left unfinished."""
+    fails runs that an earlier server process left unfinished, and calls ``on_start`` hooks
+    (other apps' work that belongs to a serving process only, not to commands or tests)."""
 
-    def __init__(self, app: Callable[..., Awaitable[Any]]) -> None:
+    def __init__(self, app: Callable[..., Awaitable[Any]], *, on_start: Sequence[Callable[[], object]] = ()) -> None:
         self.app = app
+        self.on_start = list(on_start)
         self._bound = False
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
@@ -136,4 +138,6 @@ class ServerLoopMiddleware:
             if isinstance(runner, InlineRunner):
                 runner.bind_loop(asyncio.get_running_loop())
                 await sync_to_async(runner.recover_once)()
+            for hook in self.on_start:
+                await sync_to_async(hook)()
         return await self.app(scope, receive, send)

@@ -134,6 +134,22 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 LODESTONE_RUNNER = env.get_str("LODESTONE_RUNNER", "celery" if CELERY_BROKER_URL else "inline")
+# Memories are consolidated this often (seconds; 0: only by hand, `manage.py consolidate_memory`).
+# With a broker, Celery beat fires it (`celery -A config beat`); without, the server process does.
+LODESTONE_CONSOLIDATE_INTERVAL_SECONDS = env.get_int("LODESTONE_CONSOLIDATE_INTERVAL_SECONDS", 3600)
+CELERY_BEAT_SCHEDULE = (
+    {
+        "memory-consolidate": {
+            "task": "memory.consolidate",
+            "schedule": float(LODESTONE_CONSOLIDATE_INTERVAL_SECONDS),
+            "kwargs": {"all_owners": True},
+            # A round that could not start before the next one is due is skipped, not queued up.
+            "options": {"expires": float(LODESTONE_CONSOLIDATE_INTERVAL_SECONDS)},
+        }
+    }
+    if LODESTONE_CONSOLIDATE_INTERVAL_SECONDS > 0
+    else {}
+)
 
 # --- Conversations
 LODESTONE_MESSAGE_MAX_CHARS = env.get_int("LODESTONE_MESSAGE_MAX_CHARS", 32_000)

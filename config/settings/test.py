@@ -18,3 +18,5 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 LODESTONE_CANCEL_POLL_SECONDS = 0.05
 LODESTONE_INPUT_POLL_SECONDS = 0.02
+# No background consolidation in tests unless a test turns it on: results stay deterministic.
+LODESTONE_CONSOLIDATE_INTERVAL_SECONDS = 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,15 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     stop(process)
 
 
-def start_celery_worker(*, broker_url: str, layer_url: str, database_path: Path, log_path: Path) -> subprocess.Popen:
+def start_celery_worker(
+    *,
+    broker_url: str,
+    layer_url: str,
+    database_path: Path,
+    log_path: Path,
+    extra_args: Sequence[str] = (),
+    extra_env: Mapping[str, str] | None = None,
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -37,6 +45,7 @@ def start_celery_worker(*, broker_url: str, layer_url: str, database_path: Path,
         "REDIS_URL": layer_url,
         "DATABASE_URL": f"sqlite:///{database_path}",
         "LODESTONE_RUNNER": "celery",
+        **(extra_env or {}),
     }
     log = log_path.open("wb")
     return subprocess.Popen(
@@ -52,6 +61,7 @@ def start_celery_worker(*, broker_url: str, layer_url: str, database_path: Path,
             "--without-mingle",
             "-n",
             f"test-{os.getpid()}@%h",
+            *extra_args,
         ],
         cwd=REPO,
         env=env,
