@@ -184,6 +184,8 @@ LODESTONE_VECTOR_ANN_THRESHOLD = env.get_int("LODESTONE_VECTOR_ANN_THRESHOLD", 2
 PINECONE_API_KEY = env.get_optional("PINECONE_API_KEY")
 PINECONE_INDEX_HOST = env.get_optional("PINECONE_INDEX_HOST")
 PINECONE_INDEX = env.get_optional("PINECONE_INDEX")
+# Where index names are looked up (default: Pinecone's API); e.g. Pinecone Local's http://localhost:5080.
+PINECONE_CONTROLLER_HOST = env.get_optional("PINECONE_CONTROLLER_HOST")
 # "pgvector" vector store: HNSW search breadth (higher: better recall, slower queries).
 LODESTONE_PGVECTOR_EF_SEARCH = env.get_int("LODESTONE_PGVECTOR_EF_SEARCH", 100)
 # Firestore mirror of experiences (memory/firebase): on when FIREBASE_PROJECT_ID is set; credentials

@@ -1,8 +1,9 @@
 """Pinecone through the official SDK (v10), data plane only.
 
 Settings: ``PINECONE_API_KEY`` and ``PINECONE_INDEX_HOST`` (or ``PINECONE_INDEX``, a name resolved to
-its host once through the control plane). The index must exist, with the embedder's dimension and
-the cosine metric: at start-up the store reads the index's stats and refuses a different dimension.
+its host once through the control plane: Pinecone's API, or ``PINECONE_CONTROLLER_HOST`` for Pinecone
+Local or a proxy). The index must exist, with the embedder's dimension and the cosine metric: at
+start-up the store reads the index's stats and refuses a different dimension.
 """
 
 from __future__ import annotations
@@ -38,17 +39,22 @@ class PineconeVectorStore:
     name = "pinecone"
 
     def __init__(
-        self, dimension: int, *, api_key: str | None, host: str | None = None, index_name: str | None = None
+        self,
+        dimension: int,
+        *,
+        api_key: str | None,
+        host: str | None = None,
+        index_name: str | None = None,
+        controller_host: str | None = None,
     ) -> None:
         if not api_key:
             raise VectorStoreError("VECTOR_STORE=pinecone needs PINECONE_API_KEY.")
         if not host and not index_name:
             raise VectorStoreError("VECTOR_STORE=pinecone needs PINECONE_INDEX_HOST or PINECONE_INDEX.")
         self.dimension = dimension
-        client = Pinecone(api_key=api_key)
-        with self._translated("resolve the index host"):
-            if not host:
-                host = str(client.describe_index(name=str(index_name)).host)
+        client = Pinecone(api_key=api_key, host=controller_host or None)
+        if not host:
+            host = self._resolve_host(client, str(index_name))
         self.host = host
         self._index = client.Index(host=host)
         stats = self._describe()
@@ -57,6 +63,16 @@ class PineconeVectorStore:
                 f"Dimension mismatch: the Pinecone index at {host} holds {stats.dimension}-dimensional vectors, "
                 f"but the embedder gives {dimension}. Create an index of dimension {dimension} (metric cosine)."
             )
+
+    def _resolve_host(self, client: Pinecone, index_name: str) -> str:
+        with self._translated(f"find the index {index_name!r} (does it exist, and is the key right?)"):
+            description = client.describe_index(name=index_name)
+        if not description.host or not description.status.ready:
+            raise VectorStoreError(
+                f"The Pinecone index {index_name!r} is not ready yet (state: {description.status.state}); "
+                "try again when it is, or set PINECONE_INDEX_HOST."
+            )
+        return str(description.host)
 
     @contextlib.contextmanager
     def _translated(self, action: str) -> Iterator[None]:
@@ -135,4 +151,5 @@ def pinecone_vector_store(dimension: int) -> PineconeVectorStore:
         api_key=settings.PINECONE_API_KEY,
         host=settings.PINECONE_INDEX_HOST,
         index_name=settings.PINECONE_INDEX,
+        controller_host=settings.PINECONE_CONTROLLER_HOST,
     )

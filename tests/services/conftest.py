@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from tests.servers import REPO, VENV_BIN, free_port, require_program, stop, wait_until
-from tests.services.vector_servers import needledb, postgres_pgvector  # noqa: F401 - fixtures
+from tests.services.vector_servers import needledb, pinecone_control_plane, postgres_pgvector  # noqa: F401 - fixtures
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from django.test import override_settings
 from memory.vector import VectorItem, VectorStoreError, get_vector_store, reset_vector_stores
 from memory.vector.pinecone import PineconeVectorStore
 from tests.memory.vector_contract import DIMENSION, VectorStoreContract, items, unit
-from tests.services.vector_servers import NeedleDB
+from tests.services.vector_servers import NeedleDB, PineconeControlPlane
 
 pytestmark = pytest.mark.services
 _names = itertools.count()
@@ -69,3 +69,44 @@ def test_registry_builds_it_from_settings(needledb: NeedleDB) -> None:
             assert store.query(np.asarray(unit(1)), k=1)[0].id == "a"
     finally:
         reset_vector_stores()
+
+
+def test_index_found_by_name_through_the_control_plane(
+    needledb: NeedleDB, pinecone_control_plane: PineconeControlPlane
+) -> None:
+    host = fresh_index(needledb)
+    name = host.rsplit("/", 1)[1]
+    reset_vector_stores()
+    try:
+        with override_settings(
+            LODESTONE_VECTOR_STORE="pinecone",
+            PINECONE_API_KEY=needledb.api_key,
+            PINECONE_INDEX_HOST=None,
+            PINECONE_INDEX=name,
+            PINECONE_CONTROLLER_HOST=pinecone_control_plane.url,
+        ):
+            store = get_vector_store(DIMENSION)
+            assert isinstance(store, PineconeVectorStore) and store.host == host
+            store.upsert([VectorItem(id="a", vector=unit(2), metadata={})])
+            assert store.query(np.asarray(unit(2)), k=1)[0].id == "a"
+    finally:
+        reset_vector_stores()
+    assert pinecone_control_plane.requests == [f"/indexes/{name}"]  # looked up once
+
+
+def test_unknown_or_starting_index_names_are_clear_errors(
+    needledb: NeedleDB, pinecone_control_plane: PineconeControlPlane
+) -> None:
+    def open_by_name(name: str, key: str = needledb.api_key) -> PineconeVectorStore:
+        return PineconeVectorStore(DIMENSION, api_key=key, index_name=name, controller_host=pinecone_control_plane.url)
+
+    with pytest.raises(VectorStoreError, match="could not find the index 'no-such-index'"):
+        open_by_name("no-such-index")
+    name = fresh_index(needledb).rsplit("/", 1)[1]
+    with pytest.raises(VectorStoreError, match="could not find the index"):
+        open_by_name(name, key="wrong-key")
+    pinecone_control_plane.initializing.add(name)
+    with pytest.raises(VectorStoreError, match=r"not ready yet.*Initializing"):
+        open_by_name(name)
+    pinecone_control_plane.initializing.clear()
+    assert open_by_name(name).host.endswith(f"/indexes/{name}")

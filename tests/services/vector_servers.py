@@ -3,11 +3,14 @@ dependencies) and a throwaway PostgreSQL cluster with pgvector. Imported by conf
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -45,6 +48,79 @@ class NeedleDB:
         )
         response.raise_for_status()
         return f"{self.url}/indexes/{name}"
+
+
+class PineconeControlPlane:
+    """Pinecone's ``GET /indexes/{name}`` (API 2025-10, what SDK v10 parses) in front of needledb,
+    whose own control plane answers in an older shape: each request is forwarded to needledb and
+    its answer rewritten (dimension and metric into ``schema``, a deployment, deletion protection).
+    Names in ``initializing`` are reported as not ready, as Pinecone does while an index starts."""
+
+    def __init__(self, needledb: NeedleDB) -> None:
+        self.needledb = needledb
+        self.initializing: set[str] = set()
+        self.requests: list[str] = []
+        plane = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                plane.requests.append(self.path)
+                name = self.path.removeprefix("/indexes/")
+                upstream = httpx.get(
+                    f"{needledb.url}/indexes/{name}", headers={"Api-Key": self.headers.get("Api-Key", "")}, timeout=10
+                )
+                if upstream.status_code != 200:
+                    error = {"code": "NOT_FOUND" if upstream.status_code == 404 else "UNAUTHENTICATED"}
+                    self._send(upstream.status_code, {"error": {**error, "message": upstream.text}, "status": 404})
+                    return
+                index = upstream.json()
+                ready = name not in plane.initializing
+                self._send(
+                    200,
+                    {
+                        "name": index["name"],
+                        "host": index["host"] if ready else None,
+                        "status": {"ready": ready, "state": "Ready" if ready else "Initializing"},
+                        "schema": {
+                            "fields": {
+                                "values": {
+                                    "type": "dense_vector",
+                                    "dimension": index["dimension"],
+                                    "metric": index["metric"],
+                                }
+                            }
+                        },
+                        "deployment": {"deployment_type": "managed", "cloud": "aws", "region": "us-east-1"},
+                        "deletion_protection": "disabled",
+                    },
+                )
+
+            def _send(self, status: int, body: dict[str, object]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def pinecone_control_plane(needledb: NeedleDB) -> Iterator[PineconeControlPlane]:
+    plane = PineconeControlPlane(needledb)
+    yield plane
+    plane.close()
 
 
 @pytest.fixture(scope="session")
