@@ -52,6 +52,7 @@ K = 10
 FAISS_HNSW_M = 32
 FAISS_EF_CONSTRUCTION = 40
 FAISS_EF_SEARCH = 64
+EMBEDDED_ENGINE = "embedded store (usearch HNSW f16 + exact re-rank)"
 MARK_START, MARK_END = "<!-- memory:start -->", "<!-- memory:end -->"
 LOAD_AT_START = os.getloadavg()[0]
 F32 = npt.NDArray[np.float32]
@@ -122,7 +123,7 @@ def bench_size(count: int, n_queries: int) -> list[dict[str, object]]:
     rows.append(
         {
             "n": count,
-            "engine": "embedded store (usearch HNSW f16 + exact re-rank)",
+            "engine": EMBEDDED_ENGINE,
             "build": build,
             "p50": p50,
             "p99": p99,
@@ -320,6 +321,25 @@ def bench_text(n_texts: int) -> dict[str, float]:
     }
 
 
+def goals_line(rows: list[dict[str, object]], text: dict[str, float]) -> str:
+    """The issue's goals on this 2-core machine, judged from this run's figures."""
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    largest = max((r for r in rows if r["engine"] == EMBEDDED_ENGINE), key=lambda r: int(str(r["n"])), default=None)
+    parts = []
+    if largest is not None:
+        recall_10, p50 = float(str(largest["recall"])), float(str(largest["p50"]))
+        parts.append(
+            f"recall@10 ≥ 0.95 with p50 ≤ 2 ms at {int(str(largest['n'])):,} vectors: "
+            f"{verdict(recall_10 >= 0.95 and p50 <= 2.0)} ({recall_10:.3f}, {p50:.2f} ms)"
+        )
+    parts.append(f"≥ 900 sentences/s: {verdict(text['batch_rate'] >= 900)} ({text['batch_rate']:,.0f}/s, int8 default)")
+    parts.append(f"`store_experience` p95 ≤ 50 ms: {verdict(text['store_p95'] <= 50)} ({text['store_p95']:.1f} ms)")
+    return "Goals: " + "; ".join(parts) + "."
+
+
 def render(rows: list[dict[str, object]], text: dict[str, float], seconds: float) -> str:
     lines = [
         MARK_START,
@@ -353,6 +373,8 @@ def render(rows: list[dict[str, object]], text: dict[str, float], seconds: float
         "",
         f"`store_experience` end to end (validate, database row on SQLite, embed one new text, durable "
         f"upsert; default settings): p50 {text['store_p50']:.1f} ms, **p95 {text['store_p95']:.1f} ms**.",
+        "",
+        goals_line(rows, text),
         MARK_END,
     ]
     return "\n".join(lines)
