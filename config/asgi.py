@@ -17,6 +17,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from config.routing import websocket_urlpatterns  # noqa: E402
 from conversations.runner import ServerLoopMiddleware  # noqa: E402
 from memory.schedule import start_server_schedule  # noqa: E402
+from tools.services import approvals_expire_orphaned  # noqa: E402
 
 application = ServerLoopMiddleware(
     ProtocolTypeRouter(
@@ -25,5 +26,6 @@ application = ServerLoopMiddleware(
             "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         }
     ),
-    on_start=[start_server_schedule],
+    # After the runner's own recovery (runs a restart interrupted are failed first).
+    on_start=[approvals_expire_orphaned, start_server_schedule],
 )

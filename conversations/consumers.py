@@ -95,6 +95,15 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         else:
             await self.send_json(event)
 
+    async def conversation_message_update(self, event: dict[str, Any]) -> None:
+        message = event["message"]
+        if message["seq"] > self.last_seq:
+            return  # not sent yet: the catch-up sends it as it is now
+        if not self.html:
+            await self.send_json(event)
+        elif fragment := rendering.message_update_fragment(message):
+            await self.send(text_data=fragment)
+
     async def conversation_chunk(self, event: dict[str, Any]) -> None:
         if self.html:
             await self.send(text_data=rendering.chunk_fragment(event))

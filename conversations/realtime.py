@@ -1,9 +1,11 @@
 """Realtime events of a conversation: group names, event shapes, publishing after commit.
 
-Every event sent to a conversation's channel group is one of three shapes; consumers forward
+Every event sent to a conversation's channel group is one of these shapes; consumers forward
 them to sockets as JSON, or as HTML fragments for the browser chat:
 
 - ``conversation.message``: a persisted ``Message`` (clients deduplicate by ``seq``);
+- ``conversation.message_update``: a message already sent changed (an approval card was answered
+  or expired): clients replace the one with that ``seq``;
 - ``conversation.chunk``: transient streamed text (``run_id``, ``source``, ``name``, ``text``);
 - ``conversation.run``: a run changed status.
 """
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from conversations.models import Message, Run
 
 MESSAGE = "conversation.message"
+MESSAGE_UPDATE = "conversation.message_update"
 CHUNK = "conversation.chunk"
 RUN = "conversation.run"
 
@@ -62,6 +65,10 @@ def serialize_run(run: Run) -> dict[str, Any]:
 
 def message_event(message: Message) -> dict[str, Any]:
     return {"type": MESSAGE, "message": serialize_message(message)}
+
+
+def message_update_event(message: Message) -> dict[str, Any]:
+    return {"type": MESSAGE_UPDATE, "message": serialize_message(message)}
 
 
 def run_event(run: Run) -> dict[str, Any]:

@@ -23,6 +23,13 @@ def message_fragment(message: dict[str, Any]) -> str:
     return render_to_string(template, {"item": item})
 
 
+def message_update_fragment(message: dict[str, Any]) -> str:
+    """A changed message, swapped in place of the one with its seq (only approval cards change)."""
+    if message["type"] != Message.Type.APPROVAL:
+        return ""
+    return render_to_string("tools/partials/approval_item.html", {"item": message, "oob": True})
+
+
 def history_items(items: list[dict[str, Any]], run_outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Chat items of the page, each failed or cancelled run's outcome attached to the last item of
     that run (``item["run_notice"]``), where the socket would have appended it live."""

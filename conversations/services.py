@@ -192,23 +192,35 @@ def run_finish(*, run_id: int, status: str, error: str = "", stop_reason: str = 
         return Run.objects.get(pk=run_id)
 
 
+APPROVAL_INTERRUPTED = (
+    "Interrupted: the server restarted while this reply waited for a tool call's approval. "
+    "Send your message again to retry."
+)
+
+
 def runs_fail_interrupted(*, reason: str = "Interrupted: the server restarted while this reply was running.") -> int:
     """At start-up of a single-process server: runs left active can never finish, so fail them
     (the messages they had stored are kept; the conversation accepts new messages)."""
     # A run awaiting the user's input is parked, not executing: it survives a restart.
     runs = list(Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING]))
+    # One awaiting anything else (a tool call's approval) was waiting inside its executor: gone.
+    orphaned = list(
+        Run.objects.filter(status=Run.Status.AWAITING_INPUT).exclude(
+            pk__in=_pending_requests().filter(run__isnull=False).values("run_id")
+        )
+    )
     with transaction.atomic():
         # Their executors are gone: an answer now resumes them in a new run (see run_answer).
         for request in _pending_requests().filter(run__status=Run.Status.AWAITING_INPUT, payload__mode=INPUT_LIVE):
             request.payload = {**request.payload, "mode": INPUT_RESUME}
             request.save(update_fields=["payload"])
-        for run in runs:
+        for run in runs + orphaned:
             run.status = Run.Status.FAILED
-            run.error = reason
+            run.error = reason if run in runs else APPROVAL_INTERRUPTED
             run.finished_at = timezone.now()
             run.save(update_fields=["status", "error", "finished_at"])
             realtime.publish_on_commit(run.conversation_id, realtime.run_event(run))
-    return len(runs)
+    return len(runs) + len(orphaned)
 
 
 # --- Human in the loop -------------------------------------------------------------------------

@@ -56,7 +56,7 @@ async def ask_in_conversation(
             await sync_to_async(services.tool_approval_expire)(approval_id=approval.pk)
         updated, resumed = await sync_to_async(services.tool_approval_resume)(approval_id=approval.pk)
         if updated is not None:
-            await realtime.publish(context.conversation_id, realtime.message_event(updated))
+            await realtime.publish(context.conversation_id, realtime.message_update_event(updated))
         if resumed is not None and resumed.status == Run.Status.RUNNING:
             await realtime.publish(context.conversation_id, realtime.run_event(resumed))
     if status == ToolApproval.Status.APPROVED:

@@ -224,13 +224,62 @@ def tool_approval_answer(
         approval = approvals.first()
         if approval is None:
             raise ApplicationError("Approval request not found.", status_code=404)
-        if approval.status != ToolApproval.Status.PENDING:
+        expired_now = approval.status == ToolApproval.Status.PENDING and not _waits_for_answer(approval)
+        if expired_now:
+            _expire(approval)
+        elif approval.status != ToolApproval.Status.PENDING:
             raise ApplicationError(f"This request was already {approval.status}.", status_code=409)
-        approval.status = ToolApproval.Status.APPROVED if approve else ToolApproval.Status.DENIED
-        approval.decided_by = user  # type: ignore[assignment]
-        approval.decided_at = timezone.now()
-        approval.save(update_fields=["status", "decided_by", "decided_at"])
+        else:
+            approval.status = ToolApproval.Status.APPROVED if approve else ToolApproval.Status.DENIED
+            approval.decided_by = user  # type: ignore[assignment]
+            approval.decided_at = timezone.now()
+            approval.save(update_fields=["status", "decided_by", "decided_at"])
+    if expired_now:
+        raise ApplicationError("This request expired: the reply it belonged to has ended.", status_code=409)
     return approval
+
+
+def _waits_for_answer(approval: Any) -> bool:
+    """A request is answerable while its run goes on (another call's answer may have set it
+    running again); not once it has ended. An approval outside a run always is."""
+    from conversations.models import Run
+
+    if approval.run_id is None:
+        return True
+    return Run.objects.filter(pk=approval.run_id, status__in=Run.ACTIVE_STATUSES).exists()
+
+
+def _expire(approval: Any) -> None:
+    """Mark a pending request expired, and its chat card with it (the card stops offering buttons)."""
+    from conversations import realtime
+    from conversations.models import Message
+    from tools.models import ToolApproval
+
+    approval.status = ToolApproval.Status.EXPIRED
+    approval.decided_at = timezone.now()
+    approval.save(update_fields=["status", "decided_at"])
+    message = Message.objects.filter(pk=approval.message_id).first() if approval.message_id else None
+    if message is not None:
+        message.payload = {**message.payload, "state": ToolApproval.Status.EXPIRED}
+        message.save(update_fields=["payload"])
+        realtime.publish_on_commit(message.conversation_id, realtime.message_update_event(message))
+
+
+def approvals_expire_orphaned() -> int:
+    """Pending requests whose run no longer waits (it failed after a restart, or ended) can never
+    be answered: expire them. Runs at server start, after interrupted runs are failed."""
+    from conversations.models import Run
+    from tools.models import ToolApproval
+
+    with transaction.atomic():
+        orphaned = list(
+            ToolApproval.objects.select_for_update()
+            .filter(status=ToolApproval.Status.PENDING, run__isnull=False)
+            .exclude(run__status__in=Run.ACTIVE_STATUSES)
+        )
+        for approval in orphaned:
+            _expire(approval)
+    return len(orphaned)
 
 
 def tool_approval_expire(*, approval_id: int) -> None:

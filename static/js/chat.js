@@ -63,6 +63,7 @@
     stickToBottom = isNearBottom();
     var html = evt.detail.message;
     if (typeof html !== 'string' || (html.indexOf('data-seq') === -1 && html.indexOf('data-notice') === -1)) return;
+    if (html.indexOf('data-update="1"') !== -1) return; // a shown message changed: swapped by id
     var template = document.createElement('template');
     template.innerHTML = html;
     var seen = highestSeq();

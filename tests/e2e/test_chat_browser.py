@@ -32,6 +32,7 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 USERNAME, PASSWORD = "e2e-user", "e2e-Secret-pw-417"
+API_TOKEN = "e2e-api-token-0123456789abcdef"
 WRITER_TEXT = (
     "Lodestones are naturally magnetised pieces of magnetite. Sailors once hung them on threads so they "
     "would swing north, the first compasses. Today the word means something that guides and attracts, "
@@ -64,7 +65,22 @@ SETUP_SCRIPT = textwrap.dedent(
         name="Replay narrator", provider="replay", options={{"responses": [{NARRATOR_TEXT!r}], "chunk_delay": 0.05}}
     )
     services.agent_create(slug="narrator", name="Narrator", description="Talks at length.", model_config=narrator_model)
-    get_user_model().objects.create_user(username={USERNAME!r}, password={PASSWORD!r})
+    careful_model = services.model_config_create(
+        name="Replay careful", provider="replay",
+        options={{"responses": [
+            {{"tool_calls": [{{"id": "c1", "name": "calculator", "arguments": {{"expression": "6*7"}}}}]}},
+            "The answer is 42.",
+        ]}},
+    )
+    careful = services.agent_create(
+        slug="careful", name="Careful", description="Asks first.", model_config=careful_model
+    )
+    from tools import services as tool_services
+    from tools.models import Tool
+    tool_services.tool_grant_create(agent=careful, tool=Tool.objects.get(name="calculator"), needs_approval=True)
+    user = get_user_model().objects.create_user(username={USERNAME!r}, password={PASSWORD!r})
+    from rest_framework.authtoken.models import Token
+    Token.objects.create(user=user, key={API_TOKEN!r})
     """
 )
 
@@ -269,4 +285,33 @@ def test_stop_button_cancels_a_streaming_reply(page: object, daphne_server: Live
     page.reload()
     expect(page.locator(".run-notice-cancelled")).to_contain_text("Stopped")
     expect(page.locator("#messages [data-seq]")).to_have_count(1)
+    assert page.console_errors == []  # type: ignore[attr-defined]
+
+
+def test_an_approval_answered_elsewhere_updates_the_open_card_live(page: object, daphne_server: LiveServer) -> None:
+    import httpx
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    sign_in_and_start(page, "Careful")
+    page.locator("#composer textarea").fill("What is 6*7?")
+    page.get_by_role("button", name="Send").click()
+    card = page.locator("article.msg-approval")
+    expect(card.get_by_role("button", name="Approve")).to_be_visible()
+    expect(page.locator("#run-status")).to_have_attribute("data-run-status", "awaiting_input")
+
+    # Answered through the REST API (another device, an integration): the open page hears of it.
+    approval_id = card.get_attribute("data-approval")
+    response = httpx.post(
+        f"{daphne_server.url}/api/tools/approvals/{approval_id}/",
+        json={"approve": True},
+        headers={"Authorization": f"Token {API_TOKEN}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    expect(card).to_have_attribute("data-state", "approved")
+    expect(card.get_by_role("button", name="Approve")).to_have_count(0)
+    expect(page.locator("#messages")).to_contain_text("The answer is 42.")
+    expect(page.locator("#run-status")).to_have_attribute("data-run-status", "completed")
+    assert page.locator("article.msg-approval").count() == 1  # replaced in place, not appended
     assert page.console_errors == []  # type: ignore[attr-defined]
