@@ -38,6 +38,21 @@ def messages_after(*, conversation_id: int, after: int) -> list[dict[str, Any]]:
     ]
 
 
+def messages_page(*, conversation_id: int, before: int | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """Up to ``limit`` serialized messages just before ``before`` (the newest without it), oldest
+    first, and whether older ones exist. A page never starts with tool results whose call is on
+    the page before: they are shown folded into that call's card."""
+    messages = Message.objects.filter(conversation_id=conversation_id)
+    if before is not None:
+        messages = messages.filter(seq__lt=before)
+    rows = list(messages.order_by("-seq")[: limit + 1])
+    has_more = len(rows) > limit
+    rows = rows[:limit][::-1]
+    while has_more and len(rows) > 1 and rows[0].type == Message.Type.TOOL_RESULT:
+        rows.pop(0)
+    return [serialize_message(m) for m in rows], has_more
+
+
 def run_get(*, user: AbstractBaseUser | AnonymousUser, run_id: int) -> Run:
     return get_object_or_404(Run.objects.filter(conversation__owner_id=user.pk), pk=run_id)
 

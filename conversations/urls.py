@@ -8,6 +8,7 @@ urlpatterns = [
     path("new/", views.conversation_new_view, name="new"),
     path("<int:conversation_id>/", views.conversation_detail_view, name="detail"),
     path("<int:conversation_id>/messages/", views.message_post_view, name="message-post"),
+    path("<int:conversation_id>/history/", views.conversation_history_view, name="history"),
     path("<int:conversation_id>/cancel/", views.run_cancel_view, name="run-cancel"),
     path("<int:conversation_id>/pause/", views.run_pause_view, name="run-pause"),
     path("<int:conversation_id>/resume/", views.run_resume_view, name="run-resume"),

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from config.errors import ApplicationError
@@ -46,16 +47,26 @@ def _add_errors(form: MessageForm | ConversationForm, exc: ValidationError) -> N
         form.add_error(None, exc.messages)
 
 
-def _chat_context(request: HtmxHttpRequest, conversation: Conversation, form: MessageForm) -> dict[str, Any]:
-    messages = selectors.messages_after(conversation_id=conversation.pk, after=0)
-    active_run = selectors.run_active(conversation=conversation)
+def _history_context(conversation: Conversation, before: int | None) -> dict[str, Any]:
+    """One page of the chat's history: its items and, when there are older ones, where they start."""
+    messages, has_more = selectors.messages_page(
+        conversation_id=conversation.pk, before=before, limit=settings.LODESTONE_CHAT_PAGE_SIZE
+    )
     return {
-        **_sidebar_context(request, conversation),
         "conversation": conversation,
         "items": rendering.history_items(
             selectors.chat_items(messages), selectors.run_outcomes(conversation=conversation)
         ),
-        "last_seq": max((m["seq"] for m in messages), default=0),
+        "earlier_before": messages[0]["seq"] if has_more and messages else None,
+    }
+
+
+def _chat_context(request: HtmxHttpRequest, conversation: Conversation, form: MessageForm) -> dict[str, Any]:
+    active_run = selectors.run_active(conversation=conversation)
+    return {
+        **_sidebar_context(request, conversation),
+        **_history_context(conversation, before=None),
+        "last_seq": conversation.last_seq,
         "run": serialize_run(active_run) if active_run else None,
         "form": form,
     }
@@ -93,6 +104,20 @@ def conversation_detail_view(request: HtmxHttpRequest, conversation_id: int) -> 
         # Navigation from the sidebar: the chat panel, plus the sidebar out of band.
         return render(request, "conversations/partials/detail_fragment.html", context)
     return render(request, "conversations/detail.html", context)
+
+
+@login_required
+@require_GET
+def conversation_history_view(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
+    """Older messages, for "Show earlier messages": a page of items and the next such button."""
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    try:
+        before = int(request.GET.get("before", ""))
+    except ValueError:
+        before = 0
+    if before < 1:
+        return HttpResponseBadRequest("Give before=<seq>, a positive message number.")
+    return render(request, "conversations/partials/history_page.html", _history_context(conversation, before))
 
 
 @login_required

@@ -81,6 +81,14 @@ SETUP_SCRIPT = textwrap.dedent(
     user = get_user_model().objects.create_user(username={USERNAME!r}, password={PASSWORD!r})
     from rest_framework.authtoken.models import Token
     Token.objects.create(user=user, key={API_TOKEN!r})
+    from conversations import services as chat
+    from agents.models import Agent
+    long_chat = chat.conversation_create(owner=user, agent=Agent.objects.get(slug="narrator"), title="Long chat")
+    for n in range(1, 131):
+        chat.message_append(
+            conversation_id=long_chat.pk, run_id=None, source="user" if n % 2 else "narrator",
+            type="user" if n % 2 else "text", content=f"Line number {{n}}.",
+        )
     """
 )
 
@@ -314,4 +322,29 @@ def test_an_approval_answered_elsewhere_updates_the_open_card_live(page: object,
     expect(page.locator("#messages")).to_contain_text("The answer is 42.")
     expect(page.locator("#run-status")).to_have_attribute("data-run-status", "completed")
     assert page.locator("article.msg-approval").count() == 1  # replaced in place, not appended
+    assert page.console_errors == []  # type: ignore[attr-defined]
+
+
+def test_a_long_chat_shows_the_latest_messages_and_loads_earlier_ones(page: object, daphne_server: LiveServer) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(USERNAME)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.locator(".sidebar").get_by_role("link", name="Long chat").click()
+    expect(page.locator("#main.chat.is-live")).to_be_visible()
+    messages = page.locator("#messages [data-seq]")
+    expect(messages).to_have_count(100)
+    expect(messages.first).to_have_attribute("data-seq", "31")
+    expect(messages.last).to_contain_text("Line number 130.")
+    page.get_by_role("button", name="Show earlier messages").click()
+    expect(messages).to_have_count(130)
+    expect(messages.first).to_contain_text("Line number 1.")
+    expect(page.get_by_role("button", name="Show earlier messages")).to_have_count(0)
+    # Still live: a new message appends after the newest, not after the oldest shown.
+    page.locator("#composer textarea").fill("And one more.")
+    page.get_by_role("button", name="Send").click()
+    expect(messages.nth(130)).to_contain_text("And one more.")
     assert page.console_errors == []  # type: ignore[attr-defined]
