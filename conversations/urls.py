@@ -6,6 +6,7 @@ app_name = "conversations"
 urlpatterns = [
     path("", views.conversation_list_view, name="list"),
     path("new/", views.conversation_new_view, name="new"),
+    path("sidebar/", views.sidebar_more_view, name="sidebar-more"),
     path("<int:conversation_id>/", views.conversation_detail_view, name="detail"),
     path("<int:conversation_id>/messages/", views.message_post_view, name="message-post"),
     path("<int:conversation_id>/history/", views.conversation_history_view, name="history"),

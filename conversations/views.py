@@ -35,8 +35,15 @@ def _is_htmx_fragment_request(request: HtmxHttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
+def _sidebar_page(request: HtmxHttpRequest, offset: int) -> dict[str, Any]:
+    size = settings.LODESTONE_SIDEBAR_PAGE_SIZE
+    rows = list(selectors.conversation_list(user=request.user)[offset : offset + size + 1])
+    return {"conversations": rows[:size], "more_offset": offset + size if len(rows) > size else None}
+
+
 def _sidebar_context(request: HtmxHttpRequest, active: Conversation | None = None) -> dict[str, Any]:
-    return {"conversations": selectors.conversation_list(user=request.user), "active": active}
+    """The most recent conversations (older ones load on demand) and the one being shown."""
+    return {**_sidebar_page(request, 0), "active": active}
 
 
 def _add_errors(form: MessageForm | ConversationForm, exc: ValidationError) -> None:
@@ -104,6 +111,19 @@ def conversation_detail_view(request: HtmxHttpRequest, conversation_id: int) -> 
         # Navigation from the sidebar: the chat panel, plus the sidebar out of band.
         return render(request, "conversations/partials/detail_fragment.html", context)
     return render(request, "conversations/detail.html", context)
+
+
+@login_required
+@require_GET
+def sidebar_more_view(request: HtmxHttpRequest) -> HttpResponse:
+    """The next page of the sidebar's conversation list, in place of its "Show more" button."""
+    try:
+        offset = int(request.GET.get("offset", ""))
+    except ValueError:
+        offset = -1
+    if offset < 0:
+        return HttpResponseBadRequest("Give offset=<n>, a number of conversations to skip.")
+    return render(request, "conversations/partials/sidebar_items.html", _sidebar_page(request, offset))
 
 
 @login_required

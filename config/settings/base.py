@@ -157,6 +157,8 @@ LODESTONE_MESSAGE_MAX_CHARS = env.get_int("LODESTONE_MESSAGE_MAX_CHARS", 32_000)
 LODESTONE_RUN_MAX_MESSAGES = env.get_int("LODESTONE_RUN_MAX_MESSAGES", 50)
 # Streamed tokens are sent at most this often per speaker (seconds); the first goes out at once.
 LODESTONE_STREAM_FLUSH_SECONDS = 0.05
+# The sidebar lists this many most recent conversations; "Show more" loads as many more.
+LODESTONE_SIDEBAR_PAGE_SIZE = 50
 # The chat page shows this many latest messages; "Show earlier messages" loads as many more.
 LODESTONE_CHAT_PAGE_SIZE = 100
 # How often a run checks the database for a cancel request made in another process (seconds).

@@ -91,3 +91,23 @@ def test_history_is_owner_only() -> None:
     client.force_login(factories.user())
     assert client.get(f"/conversations/{conversation.pk}/history/?before=2").status_code == 404
     assert Client().get(f"/conversations/{conversation.pk}/history/?before=2").status_code == 302  # to login
+
+
+def test_the_sidebar_lists_recent_conversations_and_loads_more(settings: Any) -> None:
+    settings.LODESTONE_SIDEBAR_PAGE_SIZE = 4
+    user = factories.user()
+    agent = factories.agent(factories.replay_model(["unused"]), "sidebar_agent")
+    made = [services.conversation_create(owner=user, agent=agent, title=f"Chat {i}") for i in range(6)]
+    factories.conversation(factories.user(), agent=agent)  # someone else's: never listed
+    client = Client()
+    client.force_login(user)
+    page = client.get("/conversations/").content.decode()
+    sidebar = page[page.index('id="sidebar"') : page.index('class="sidebar-links"')]
+    assert [f"Chat {i}" in sidebar for i in range(6)] == [False, False, True, True, True, True]  # newest first
+    assert "/conversations/sidebar/?offset=4" in sidebar
+    more = client.get("/conversations/sidebar/?offset=4").content.decode()
+    assert "Chat 1" in more and "Chat 0" in more and "Show more" not in more and "No conversations" not in more
+    assert more.count("conv-link") == 2
+    assert client.get("/conversations/sidebar/?offset=x").status_code == 400
+    assert Client().get("/conversations/sidebar/?offset=0").status_code == 302
+    assert len(made) == 6
