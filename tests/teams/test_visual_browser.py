@@ -27,20 +27,25 @@ def test_visualization_follows_a_live_run(page: object, daphne_server: LiveServe
     viz.goto("/agents/teams/duo/")
     expect(viz.locator(".viz-node")).to_have_count(3)  # you, writer, reviewer
     expect(viz.locator(".viz-graph")).to_have_attribute("data-run-status", "idle")
+    # It follows the conversation's socket (the fallback poll is every 15 s: too slow for this run).
+    expect(viz.locator("#viz-live.is-live")).to_have_count(1)
 
     composer = page.locator("#composer textarea")
     composer.fill("Where does the name lodestone come from?")
     composer.press("Enter")
 
-    # While the run goes on, the page (polling its HTMX partial) shows it live.
+    # While the run goes on, the page shows it live.
     expect(viz.locator(".viz-graph")).to_have_attribute("data-run-status", "running", timeout=15_000)
     expect(viz.locator(".viz-node.active")).to_have_count(1)
+    # The writer's tokens light it up while it speaks (before its message is stored).
+    expect(viz.locator('.viz-node.active[data-agent="writer"]')).to_have_count(1)
+    viz.screenshot(path=str(SCREENSHOT))
     expect(viz.locator('.viz-edge[data-from="user"][data-to="writer"]')).to_have_attribute(
         "data-count", "1", timeout=15_000
     )
-    expect(viz.locator('.viz-node.active[data-agent="writer"]')).to_have_count(1)
     expect(viz.locator('.viz-edge.hot[data-from="user"][data-to="writer"]')).to_have_count(1)
-    viz.screenshot(path=str(SCREENSHOT))
+    # Then the reviewer speaks, and is the one lit.
+    expect(viz.locator('.viz-node.active[data-agent="reviewer"]')).to_have_count(1, timeout=15_000)
 
     # The reviewer speaks after the writer; then the run is over and its timeline is complete.
     expect(viz.locator('.viz-edge[data-from="writer"][data-to="reviewer"]')).to_have_attribute(
