@@ -46,7 +46,8 @@ def as_precision(value: str) -> Precision:
 
 
 WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-RECIPE = "fused-1"
+RECIPE = "fused-2"
+MODEL_PREFIX = "all-MiniLM-L6-v2"
 HIDDEN, HEADS, LAYERS = 384, 12, 6
 LAYER_NORM_EPSILON = 1e-12
 # Nodes left in float by the int8 recipe (see the module docstring).
@@ -121,6 +122,21 @@ def build_float_graph(weights: Weights) -> bytes:
     def microsoft(op: str, inputs: list[str], outputs: list[str], **attrs: Any) -> None:
         nodes.append(helper.make_node(op, inputs, outputs, domain="com.microsoft", **attrs))
 
+    def matmul(name: str, source: str, prefix: str) -> tuple[str, str]:
+        """``source`` times linear layer ``prefix``'s weight, in a node called ``name`` (the int8
+        recipe names the nodes it leaves in float); returns the product and the bias to add."""
+        weight, bias = linear(prefix)
+        nodes.append(helper.make_node("MatMul", [source, constant(f"{name}_weight", weight)], [name], name=name))
+        return name, constant(f"{name}_bias", bias)
+
+    def add_and_norm(product: str, bias: str, residual: str, norm: str, output: str) -> None:
+        """LayerNorm(product + bias + residual), one fused node."""
+        gamma = constant(f"{output}_gamma", weights[norm + ".weight"])
+        beta = constant(f"{output}_beta", weights[norm + ".bias"])
+        microsoft(
+            "SkipLayerNormalization", [product, residual, gamma, beta, bias], [output], epsilon=LAYER_NORM_EPSILON
+        )
+
     constant("word_embeddings", weights["embeddings.word_embeddings.weight"])
     # Token types are always 0 for this model's use: fold that row into the position embeddings.
     constant(
@@ -142,57 +158,25 @@ def build_float_graph(weights: Weights) -> bytes:
     for layer in range(LAYERS):
         p = f"encoder.layer.{layer}."
         q, k, v = (linear(p + f"attention.self.{part}") for part in ("query", "key", "value"))
-        constant(f"qkv_weight{layer}", np.concatenate([q[0], k[0], v[0]], axis=1))
-        constant(f"qkv_bias{layer}", np.concatenate([q[1], k[1], v[1]]))
         microsoft(
             "Attention",
-            [hidden, f"qkv_weight{layer}", f"qkv_bias{layer}", "mask_index"],
+            [
+                hidden,
+                constant(f"qkv_weight{layer}", np.concatenate([q[0], k[0], v[0]], axis=1)),
+                constant(f"qkv_bias{layer}", np.concatenate([q[1], k[1], v[1]])),
+                "mask_index",
+            ],
             [f"context{layer}"],
             num_heads=HEADS,
             name=f"attn{layer}",
         )
-        weight, bias = linear(p + "attention.output.dense")
-        constant(f"attn_out_weight{layer}", weight)
-        constant(f"attn_out_bias{layer}", bias)
-        nodes.append(
-            helper.make_node(
-                "MatMul", [f"context{layer}", f"attn_out_weight{layer}"], [f"attn_out{layer}"], name=f"attn_out{layer}"
-            )
-        )
-        constant(f"ln1_gamma{layer}", weights[p + "attention.output.LayerNorm.weight"])
-        constant(f"ln1_beta{layer}", weights[p + "attention.output.LayerNorm.bias"])
-        microsoft(
-            "SkipLayerNormalization",
-            [f"attn_out{layer}", hidden, f"ln1_gamma{layer}", f"ln1_beta{layer}", f"attn_out_bias{layer}"],
-            [f"attended{layer}"],
-            epsilon=LAYER_NORM_EPSILON,
-        )
-        weight, bias = linear(p + "intermediate.dense")
-        constant(f"ffn_in_weight{layer}", weight)
-        constant(f"ffn_in_bias{layer}", bias)
-        nodes.append(
-            helper.make_node(
-                "MatMul", [f"attended{layer}", f"ffn_in_weight{layer}"], [f"ffn_in{layer}"], name=f"ffn_in{layer}"
-            )
-        )
-        microsoft("BiasGelu", [f"ffn_in{layer}", f"ffn_in_bias{layer}"], [f"gelu{layer}"])
-        weight, bias = linear(p + "output.dense")
-        constant(f"ffn_out_weight{layer}", weight)
-        constant(f"ffn_out_bias{layer}", bias)
-        nodes.append(
-            helper.make_node(
-                "MatMul", [f"gelu{layer}", f"ffn_out_weight{layer}"], [f"ffn_out{layer}"], name=f"ffn_out{layer}"
-            )
-        )
-        constant(f"ln2_gamma{layer}", weights[p + "output.LayerNorm.weight"])
-        constant(f"ln2_beta{layer}", weights[p + "output.LayerNorm.bias"])
+        product, bias = matmul(f"attn_out{layer}", f"context{layer}", p + "attention.output.dense")
+        add_and_norm(product, bias, hidden, p + "attention.output.LayerNorm", f"attended{layer}")
+        product, bias = matmul(f"ffn_in{layer}", f"attended{layer}", p + "intermediate.dense")
+        microsoft("BiasGelu", [product, bias], [f"gelu{layer}"])
+        product, bias = matmul(f"ffn_out{layer}", f"gelu{layer}", p + "output.dense")
         output = "last_hidden_state" if layer == LAYERS - 1 else f"hidden{layer + 1}"
-        microsoft(
-            "SkipLayerNormalization",
-            [f"ffn_out{layer}", f"attended{layer}", f"ln2_gamma{layer}", f"ln2_beta{layer}", f"ffn_out_bias{layer}"],
-            [output],
-            epsilon=LAYER_NORM_EPSILON,
-        )
+        add_and_norm(product, bias, f"attended{layer}", p + "output.LayerNorm", output)
         hidden = output
 
     graph = helper.make_graph(
@@ -241,7 +225,7 @@ def quantize(float_model: Path, target: Path) -> None:
 def model_path(precision: Precision, directory: Path) -> Path:
     """The cached model for ``precision``, built (about 2 s) if it is not there yet."""
     precision = as_precision(precision)
-    target = directory / f"all-MiniLM-L6-v2.{WEIGHTS_SHA256[:12]}.{RECIPE}.{precision}.onnx"
+    target = directory / f"{MODEL_PREFIX}.{WEIGHTS_SHA256[:12]}.{RECIPE}.{precision}.onnx"
     if target.is_file():
         return target
     logger.info("Building the local embedding model (%s) into %s, once.", precision, target)
@@ -257,6 +241,10 @@ def model_path(precision: Precision, directory: Path) -> Path:
         # Another process may be building the same file: each writes its own and renames it into
         # place atomically, so a reader never sees half a model.
         os.replace(built, target)
+    # Models of earlier recipes or weights are dead weight (60-90 MB each) once this one exists.
+    for stale in directory.glob(f"{MODEL_PREFIX}.*.{precision}.onnx"):
+        if stale != target:
+            stale.unlink(missing_ok=True)
     return target
 
 

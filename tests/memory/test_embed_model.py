@@ -17,7 +17,13 @@ from memory.vector.checks import memory_backend_settings
 
 
 def test_the_model_is_built_once_then_reused(tmp_path: Path) -> None:
+    stale = tmp_path / f"{minilm_onnx.MODEL_PREFIX}.0123456789ab.fused-0.fp32.onnx"
+    stale.write_bytes(b"an older recipe's model")
+    other_precision = tmp_path / f"{minilm_onnx.MODEL_PREFIX}.0123456789ab.fused-0.int8.onnx"
+    other_precision.write_bytes(b"another precision, maybe in use")
     first = minilm_onnx.model_path("fp32", tmp_path)
+    assert not stale.exists() and other_precision.exists()  # replaced models are removed
+    other_precision.unlink()
     built_at = first.stat().st_mtime_ns
     # The name says what it was built from and how: a new recipe or new weights build a new file.
     assert minilm_onnx.WEIGHTS_SHA256[:12] in first.name and minilm_onnx.RECIPE in first.name
