@@ -35,6 +35,15 @@ def _is_htmx_fragment_request(request: HtmxHttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
+def _int_param(request: HtmxHttpRequest, name: str, *, minimum: int) -> int | None:
+    """The query parameter as an integer of at least ``minimum``, or None when it is not one."""
+    try:
+        value = int(request.GET.get(name, ""))
+    except ValueError:
+        return None
+    return value if value >= minimum else None
+
+
 def _sidebar_page(request: HtmxHttpRequest, offset: int) -> dict[str, Any]:
     size = settings.LODESTONE_SIDEBAR_PAGE_SIZE
     rows = list(selectors.conversation_list(user=request.user)[offset : offset + size + 1])
@@ -117,11 +126,8 @@ def conversation_detail_view(request: HtmxHttpRequest, conversation_id: int) -> 
 @require_GET
 def sidebar_more_view(request: HtmxHttpRequest) -> HttpResponse:
     """The next page of the sidebar's conversation list, in place of its "Show more" button."""
-    try:
-        offset = int(request.GET.get("offset", ""))
-    except ValueError:
-        offset = -1
-    if offset < 0:
+    offset = _int_param(request, "offset", minimum=0)
+    if offset is None:
         return HttpResponseBadRequest("Give offset=<n>, a number of conversations to skip.")
     return render(request, "conversations/partials/sidebar_items.html", _sidebar_page(request, offset))
 
@@ -131,11 +137,8 @@ def sidebar_more_view(request: HtmxHttpRequest) -> HttpResponse:
 def conversation_history_view(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     """Older messages, for "Show earlier messages": a page of items and the next such button."""
     conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
-    try:
-        before = int(request.GET.get("before", ""))
-    except ValueError:
-        before = 0
-    if before < 1:
+    before = _int_param(request, "before", minimum=1)
+    if before is None:
         return HttpResponseBadRequest("Give before=<seq>, a positive message number.")
     return render(request, "conversations/partials/history_page.html", _history_context(conversation, before))
 
