@@ -71,6 +71,19 @@ def get_int(name: str, default: int) -> int:
         raise ImproperlyConfiguredEnv(f"{name} must be an integer, got {value!r}.") from exc
 
 
+def get_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfiguredEnv(f"{name} must be a number, got {value!r}.") from None
+    if not number > 0:
+        raise ImproperlyConfiguredEnv(f"{name} must be a positive number, got {value!r}.")
+    return number
+
+
 def get_list(name: str, default: list[str]) -> list[str]:
     value = os.environ.get(name)
     if value is None or value == "":

@@ -152,13 +152,19 @@ def readable_error(exc: BaseException) -> str:
     return f"The reply failed: {text}"[:1000]
 
 
-async def _watch_cancel(run_id: int, token: CancellationToken) -> None:
-    """Observe a cancel requested from another process (API, another server, Celery)."""
+async def _watch(run_id: int, token: CancellationToken) -> None:
+    """Observe a cancel requested from another process (API, another server, Celery), and sign
+    life (the run's heartbeat) so other processes can tell a live run from one whose worker died."""
     requested = sync_to_async(Run.objects.filter(pk=run_id, cancel_requested=True).exists)
+    heartbeat = sync_to_async(services.run_heartbeat)
+    beat_at = time.monotonic()
     while not token.is_cancelled():
         await asyncio.sleep(settings.LODESTONE_CANCEL_POLL_SECONDS)
         if await requested():
             token.cancel()
+        if time.monotonic() - beat_at >= settings.LODESTONE_RUN_HEARTBEAT_SECONDS:
+            beat_at = time.monotonic()
+            await heartbeat(run_id=run_id)
 
 
 async def _publish_run(run: Run) -> None:
@@ -182,7 +188,7 @@ async def execute_run(run_id: int) -> None:
 
     token = CancellationToken()
     _TOKENS[run_id] = token
-    watcher = asyncio.create_task(_watch_cancel(run_id, token))
+    watcher = asyncio.create_task(_watch(run_id, token))
     status, error, stop_reason = Run.Status.COMPLETED, "", ""
     try:
         stop_reason = await _stream(context, token)

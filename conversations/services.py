@@ -3,13 +3,14 @@ comes through here."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -114,6 +115,7 @@ def message_post(*, conversation: Conversation, user: AbstractBaseUser, text: An
         # Selectors already scope by owner; this guards direct service callers.
         raise ApplicationError("Conversation not found.", status_code=404)
     text = validate_message_text(text)
+    runs_recover_stale(conversation_id=conversation.pk)  # a reply whose worker died blocks nothing
     waiting = Run.objects.filter(conversation=conversation, status=Run.Status.AWAITING_INPUT).first()
     if waiting is not None:
         # The team asked a question: a message sent now is the answer.
@@ -137,7 +139,9 @@ def message_post(*, conversation: Conversation, user: AbstractBaseUser, text: An
 
 
 def run_cancel(*, run: Run) -> Run:
-    """Ask a run to stop. A queued run is cancelled at once; a running one stops at its next step."""
+    """Ask a run to stop. A queued run is cancelled at once; a running one stops at its next step;
+    one whose executor is gone (see runs_recover_stale) ends now."""
+    runs_recover_stale(conversation_id=run.conversation_id)
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run.pk)
         if not run.is_active:
@@ -167,8 +171,9 @@ def run_cancel(*, run: Run) -> Run:
 def run_start(*, run_id: int) -> Run | None:
     """Mark a queued run running; ``None`` if it is no longer queued (cancelled, or taken)."""
     with transaction.atomic():
+        now = timezone.now()
         updated = Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
-            status=Run.Status.RUNNING, started_at=timezone.now()
+            status=Run.Status.RUNNING, started_at=now, heartbeat_at=now
         )
         if not updated:
             return None
@@ -192,35 +197,56 @@ def run_finish(*, run_id: int, status: str, error: str = "", stop_reason: str = 
         return Run.objects.get(pk=run_id)
 
 
-APPROVAL_INTERRUPTED = (
-    "Interrupted: the server restarted while this reply waited for a tool call's approval. "
-    "Send your message again to retry."
-)
+RESTART_REASON = "Interrupted: the server restarted while this reply was running."
+STALE_REASON = "Interrupted: the process running this reply stopped (it showed no sign of life)."
+WAITED_FOR_APPROVAL = " It was waiting for a tool call's approval. Send your message again to retry."
 
 
-def runs_fail_interrupted(*, reason: str = "Interrupted: the server restarted while this reply was running.") -> int:
-    """At start-up of a single-process server: runs left active can never finish, so fail them
-    (the messages they had stored are kept; the conversation accepts new messages)."""
-    # A run awaiting the user's input is parked, not executing: it survives a restart.
-    runs = list(Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING]))
-    # One awaiting anything else (a tool call's approval) was waiting inside its executor: gone.
-    orphaned = list(
-        Run.objects.filter(status=Run.Status.AWAITING_INPUT).exclude(
-            pk__in=_pending_requests().filter(run__isnull=False).values("run_id")
-        )
-    )
+def _recover_orphans(runs: list[Run], *, reason: str) -> int:
+    """Runs whose executor is gone. One parked for the user's answer keeps waiting: an answer now
+    resumes it in a new run (see run_answer). Any other can never finish: it fails with ``reason``
+    (its stored messages are kept; the conversation takes new messages). Returns how many failed."""
+    failed = 0
     with transaction.atomic():
-        # Their executors are gone: an answer now resumes them in a new run (see run_answer).
-        for request in _pending_requests().filter(run__status=Run.Status.AWAITING_INPUT, payload__mode=INPUT_LIVE):
-            request.payload = {**request.payload, "mode": INPUT_RESUME}
-            request.save(update_fields=["payload"])
-        for run in runs + orphaned:
+        for run in runs:
+            error = reason
+            if run.status == Run.Status.AWAITING_INPUT:
+                request = _pending_request(run)
+                if request is not None:
+                    if request.payload.get("mode") == INPUT_LIVE:
+                        request.payload = {**request.payload, "mode": INPUT_RESUME}
+                        request.save(update_fields=["payload"])
+                    continue
+                error += WAITED_FOR_APPROVAL  # a tool call's approval, waited for inside the executor
             run.status = Run.Status.FAILED
-            run.error = reason if run in runs else APPROVAL_INTERRUPTED
+            run.error = error
             run.finished_at = timezone.now()
             run.save(update_fields=["status", "error", "finished_at"])
             realtime.publish_on_commit(run.conversation_id, realtime.run_event(run))
-    return len(runs) + len(orphaned)
+            failed += 1
+    return failed
+
+
+def runs_fail_interrupted(*, reason: str = RESTART_REASON) -> int:
+    """At start-up of a single-process server: no run of the previous process is executing."""
+    return _recover_orphans(list(Run.objects.filter(status__in=Run.ACTIVE_STATUSES)), reason=reason)
+
+
+def runs_recover_stale(*, conversation_id: int | None = None) -> int:
+    """Runs whose executor stopped signing life (``heartbeat_at``, renewed every
+    ``LODESTONE_RUN_HEARTBEAT_SECONDS``) for ``LODESTONE_RUN_STALE_SECONDS``: a worker killed in
+    the middle of a reply. Checked before a new message or a stop, and periodically with Celery."""
+    cutoff = timezone.now() - timedelta(seconds=settings.LODESTONE_RUN_STALE_SECONDS)
+    runs = Run.objects.filter(status__in=[Run.Status.RUNNING, Run.Status.AWAITING_INPUT]).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    )
+    if conversation_id is not None:
+        runs = runs.filter(conversation_id=conversation_id)
+    return _recover_orphans(list(runs), reason=STALE_REASON)
+
+
+def run_heartbeat(*, run_id: int) -> None:
+    Run.objects.filter(pk=run_id, status__in=Run.ACTIVE_STATUSES).update(heartbeat_at=timezone.now())
 
 
 # --- Human in the loop -------------------------------------------------------------------------

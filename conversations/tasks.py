@@ -13,3 +13,10 @@ def run_execute(run_id: int) -> None:
 
     # A run that was already taken (redelivery after a worker crash) is skipped by the executor.
     asyncio.run(execute_run(run_id))
+
+
+@shared_task(name="conversations.recover_stale_runs", ignore_result=True)
+def recover_stale_runs() -> int:
+    from conversations.services import runs_recover_stale
+
+    return runs_recover_stale()

@@ -137,7 +137,15 @@ LODESTONE_RUNNER = env.get_str("LODESTONE_RUNNER", "celery" if CELERY_BROKER_URL
 # Memories are consolidated this often (seconds; 0: only by hand, `manage.py consolidate_memory`).
 # With a broker, Celery beat fires it (`celery -A config beat`); without, the server process does.
 LODESTONE_CONSOLIDATE_INTERVAL_SECONDS = env.get_int("LODESTONE_CONSOLIDATE_INTERVAL_SECONDS", 3600)
-CELERY_BEAT_SCHEDULE = (
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Replies whose worker died are failed within a minute, even if nobody writes in that chat.
+    "conversations-recover-stale-runs": {
+        "task": "conversations.recover_stale_runs",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
+}
+CELERY_BEAT_SCHEDULE |= (
     {
         "memory-consolidate": {
             "task": "memory.consolidate",
@@ -161,6 +169,10 @@ LODESTONE_STREAM_FLUSH_SECONDS = 0.05
 LODESTONE_SIDEBAR_PAGE_SIZE = 50
 # The chat page shows this many latest messages; "Show earlier messages" loads as many more.
 LODESTONE_CHAT_PAGE_SIZE = 100
+# A running reply renews its heartbeat this often (seconds); one silent for the stale limit is taken
+# for dead (its worker was killed) and failed, so the conversation is not blocked.
+LODESTONE_RUN_HEARTBEAT_SECONDS = env.get_float("LODESTONE_RUN_HEARTBEAT_SECONDS", 10.0)
+LODESTONE_RUN_STALE_SECONDS = env.get_float("LODESTONE_RUN_STALE_SECONDS", 60.0)
 # How often a run checks the database for a cancel request made in another process (seconds).
 LODESTONE_CANCEL_POLL_SECONDS = 0.5
 # How often a run waiting for the user's answer looks for it (the answer may come from another process).

@@ -102,3 +102,53 @@ async def test_cancel_reaches_the_worker_through_the_database(celery_setup: dict
 
     assert events[-1]["run"]["status"] == "cancelled"
     assert (await Run.objects.aget(pk=run.pk)).status == Run.Status.CANCELLED
+
+
+def test_a_killed_worker_does_not_block_the_conversation(redis_url: str, tmp_path: Path, transactional_db: Any) -> None:
+    """SIGKILL the worker in the middle of a reply: its run stops signing life, and the next message
+    fails it with a clear reason and is accepted (a stop or the beat sweep would do the same)."""
+    import signal
+    import time
+
+    broker_url = f"{redis_url}/4"
+    log_path = tmp_path / "worker.log"
+    worker = start_celery_worker(
+        broker_url=broker_url,
+        layer_url=f"{redis_url}/5",
+        database_path=Path(django_settings.DATABASES["default"]["NAME"]),
+        log_path=log_path,
+        extra_env={"LODESTONE_RUN_HEARTBEAT_SECONDS": "0.2"},
+    )
+    try:
+        wait_until(lambda: "ready." in log_path.read_text(), what="celery worker", limit=60, process=worker)
+        user = factories.user()
+        model = factories.replay_model([" ".join(["slow"] * 600)], chunk_delay=0.02)
+        conversation = factories.conversation(user, agent=factories.agent(model, "slowpoke"))
+        with celery_broker(broker_url), override_settings(LODESTONE_RUNNER="celery", CELERY_BROKER_URL=broker_url):
+            _, run = services.message_post(conversation=conversation, user=user, text="Take your time")
+            # Running, and its heartbeat renewed by the worker (not just set at its start).
+            wait_until(
+                lambda: (
+                    (r := Run.objects.get(pk=run.pk)).status == Run.Status.RUNNING
+                    and r.heartbeat_at is not None
+                    and r.started_at is not None
+                    and (r.heartbeat_at - r.started_at).total_seconds() >= 0.3
+                ),
+                what="a heartbeat from the worker",
+                limit=60,
+                process=worker,
+            )
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+            with override_settings(LODESTONE_RUN_STALE_SECONDS=1.0):
+                # Within the stale limit it is still taken for alive.
+                with pytest.raises(Exception, match="still running"):
+                    services.message_post(conversation=conversation, user=user, text="Hello?")
+                time.sleep(1.5)
+                _, retry = services.message_post(conversation=conversation, user=user, text="Hello?")
+            dead = Run.objects.get(pk=run.pk)
+            assert dead.status == Run.Status.FAILED and dead.error == services.STALE_REASON
+            assert retry.status == Run.Status.QUEUED
+            services.run_cancel(run=retry)  # no worker is left to take it
+    finally:
+        stop(worker)

@@ -58,7 +58,7 @@ def test_restart_fails_the_run_and_expires_the_request() -> None:
 
     assert conversation_services.runs_fail_interrupted() == 1
     run.refresh_from_db()
-    assert run.status == Run.Status.FAILED and "waited for a tool call's approval" in run.error
+    assert run.status == Run.Status.FAILED and "waiting for a tool call's approval" in run.error
     assert Run.objects.get(pk=proxy_run.pk).status == Run.Status.AWAITING_INPUT
 
     assert services.approvals_expire_orphaned() == 1
