@@ -144,6 +144,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    # ... and the approval requests those runs left open expire (their cards stop offering buttons).
+    "tools-expire-orphaned-approvals": {
+        "task": "tools.expire_orphaned_approvals",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
 }
 CELERY_BEAT_SCHEDULE |= (
     {

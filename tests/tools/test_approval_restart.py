@@ -61,7 +61,9 @@ def test_restart_fails_the_run_and_expires_the_request() -> None:
     assert run.status == Run.Status.FAILED and "waiting for a tool call's approval" in run.error
     assert Run.objects.get(pk=proxy_run.pk).status == Run.Status.AWAITING_INPUT
 
-    assert services.approvals_expire_orphaned() == 1
+    from tools.tasks import expire_orphaned_approvals  # what Celery beat runs every minute
+
+    assert expire_orphaned_approvals() == 1
     approval.refresh_from_db()
     assert approval.status == ToolApproval.Status.EXPIRED
     card = approval_card(approval)
