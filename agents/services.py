@@ -120,6 +120,8 @@ def demo_seed() -> dict[str, Any]:
         system_message="You are a helpful assistant. Answer in a few short sentences.",
         capabilities=["general", "writing"],
         model_config=config,
+        # The demo shows memory at work: each reply is remembered, later ones recall it.
+        memory_enabled=True,
     )
     critic = Agent.objects.filter(slug="critic").first() or agent_create(
         slug="critic",

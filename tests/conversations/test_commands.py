@@ -21,6 +21,11 @@ def test_seed_demo_is_idempotent_and_prints_a_working_login(settings: Any, tmp_p
     call_command("seed_demo", stdout=second)
 
     assert Agent.objects.filter(slug__in=["assistant", "critic"]).count() == 2
+    # The demo shows memory at work on the assistant.
+    assert dict(Agent.objects.filter(slug__in=["assistant", "critic"]).values_list("slug", "memory_enabled")) == {
+        "assistant": True,
+        "critic": False,
+    }
     team = Team.objects.get(slug="duo")
     assert [m.agent.slug for m in team.members.order_by("position")] == ["assistant", "critic"]
     password = (tmp_path / "demo-credentials.txt").read_text().strip()
