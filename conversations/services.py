@@ -20,6 +20,7 @@ from conversations import realtime
 from conversations.models import Conversation, Message, Run
 
 TITLE_MAX = 200
+AUTO_TITLE_MAX = 60
 
 
 def conversation_create(
@@ -29,8 +30,29 @@ def conversation_create(
         raise ValidationError("Choose exactly one team or one agent to talk to.")
     title = (title or "").strip()[:TITLE_MAX]
     if not title:
-        title = f"Chat with {team.name if team else agent.name}"  # type: ignore[union-attr]
+        title = _placeholder_title(team.name if team else agent.name)  # type: ignore[union-attr]
     return Conversation.objects.create(owner=owner, team=team, agent=agent, title=title)
+
+
+def _placeholder_title(counterpart_name: str) -> str:
+    return f"Chat with {counterpart_name}"
+
+
+def title_from_text(text: str, limit: int = AUTO_TITLE_MAX) -> str:
+    """A conversation's title from its first message: the first line, cut at a word."""
+    line = " ".join(text.strip().splitlines()[0].split()) if text.strip() else ""
+    if len(line) <= limit:
+        return line
+    cut = line[:limit].rsplit(" ", 1)[0] or line[:limit]
+    return cut.rstrip(" ,.;:") + "…"
+
+
+def _title_from_first_message(conversation: Conversation, text: str) -> None:
+    """A conversation started without a title is named after its first message (as chat apps do)."""
+    placeholder = _placeholder_title(conversation.counterpart_name)
+    if conversation.title == placeholder and not Message.objects.filter(conversation=conversation).exists():
+        conversation.title = title_from_text(text) or placeholder
+        Conversation.objects.filter(pk=conversation.pk, title=placeholder).update(title=conversation.title)
 
 
 def _next_seq(conversation_id: int, team_state: dict[str, Any] | None) -> int:
@@ -122,6 +144,7 @@ def message_post(*, conversation: Conversation, user: AbstractBaseUser, text: An
         return run_answer(run=waiting, user=user, text=text)
     try:
         with transaction.atomic():
+            _title_from_first_message(conversation, text)
             run = Run.objects.create(conversation=conversation)
             message = message_append(
                 conversation_id=conversation.pk, run_id=run.pk, source="user", type=Message.Type.USER, content=text

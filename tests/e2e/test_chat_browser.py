@@ -212,10 +212,11 @@ def test_chat_streams_a_team_reply_and_keeps_the_history(page: object, daphne_se
     # the panel comes from the server again, without the copy fed in above.
     page.locator(".sidebar .brand").click()
     expect(page).to_have_url(re.compile(r"/conversations/$"))
-    page.locator(".sidebar .conv-link", has_text="Chat with Writer and Reviewer").click()
+    # The conversation is named after its first message now.
+    page.locator(".sidebar .conv-link", has_text="Where does the name *lodestone* come from?").click()
     expect(page).to_have_url(re.compile(r"/conversations/\d+/$"))
     expect(page.locator("#main.chat.is-live")).to_be_visible()
-    expect(page).to_have_title(re.compile("Chat with Writer and Reviewer"))
+    expect(page).to_have_title(re.compile(re.escape("Where does the name *lodestone* come from?")))
     assert_history(page)
 
     # The script is used up: the next reply fails, and says so in place.
