@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from conversations import openai_api
+from conversations.views import monitoring_view
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="conversations:list", permanent=False)),
@@ -15,6 +16,7 @@ urlpatterns = [
     path("agents/", include("agents.urls")),
     path("memory/", include("memory.urls")),
     path("tools/", include("tools.urls")),
+    path("monitoring/", monitoring_view, name="monitoring"),
     path("api/", include("config.api_urls")),
     path("v1/models", openai_api.models_view, name="openai-models"),
     path("v1/chat/completions", openai_api.chat_completions_view, name="openai-chat-completions"),

@@ -20,4 +20,5 @@ urlpatterns = [
     path("runs/<int:run_id>/input/", apis.RunInputApi.as_view(), name="api-run-input"),
     path("runs/<int:run_id>/pause/", apis.RunPauseApi.as_view(), name="api-run-pause"),
     path("runs/<int:run_id>/resume/", apis.RunResumeApi.as_view(), name="api-run-resume"),
+    path("monitoring/", apis.MonitoringApi.as_view(), name="api-monitoring"),
 ]

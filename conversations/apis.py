@@ -13,9 +13,17 @@ from typing import Any, cast
 
 from django.contrib.auth.models import User
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
@@ -381,3 +389,33 @@ class RunResumeApi(APIView):
         run = selectors.run_get(user=request.user, run_id=run_id)
         _, answering = services.run_resume(run=run, user=_user(request))
         return Response(serialize_run(answering), status=status.HTTP_202_ACCEPTED)
+
+
+class MonitoringApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        operation_id="monitoring",
+        summary="How runs, agents, memory and tools are doing (staff)",
+        description=(
+            "What the monitoring page shows, for integrations: runs created in the period (counts by status, "
+            "failure rate, queue wait and duration p50/p95 in ms, tokens, cost), active runs (with `stale` for "
+            "ones whose process stopped signing life and `stuck_in_queue`), recent failures, per-agent figures, "
+            "memory (counts, Firestore mirror backlog), tool calls and how the deployment is wired."
+        ),
+        parameters=[
+            OpenApiParameter("period", str, enum=["1h", "24h", "7d", "30d"], description="Default 24h."),
+        ],
+        responses={
+            status.HTTP_200_OK: OpenApiTypes.OBJECT,
+            status.HTTP_400_BAD_REQUEST: BAD_REQUEST,
+            status.HTTP_403_FORBIDDEN: OpenApiTypes.OBJECT,
+        },
+    )
+    def get(self, request: Request) -> Response:
+        from conversations import monitoring
+
+        period = request.query_params.get("period", monitoring.DEFAULT_PERIOD)
+        if period not in monitoring.PERIODS:
+            raise ValidationError({"period": f"Choose one of {', '.join(monitoring.PERIODS)}."})
+        return Response(monitoring.snapshot(period=period))

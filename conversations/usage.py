@@ -11,7 +11,8 @@ from typing import Any
 from conversations.models import Conversation, Message
 
 
-def _cost(message: Message) -> Decimal:
+def cost_of(message: Message) -> Decimal:
+    """A message's cost at its model's prices (``payload.cost``), 0 when it has none."""
     try:
         return Decimal(str(message.payload.get("cost") or "0"))
     except ArithmeticError:
@@ -34,7 +35,7 @@ def conversation_usage(*, conversation: Conversation) -> dict[str, Any]:
         for bucket in buckets:
             bucket["prompt_tokens"] += message.prompt_tokens
             bucket["completion_tokens"] += message.completion_tokens
-            bucket["cost"] += _cost(message)
+            bucket["cost"] += cost_of(message)
             bucket["messages"] += 1
 
     def out(bucket: dict[str, Any]) -> dict[str, Any]:

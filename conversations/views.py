@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -120,6 +121,22 @@ def conversation_detail_view(request: HtmxHttpRequest, conversation_id: int) -> 
         # Navigation from the sidebar: the chat panel, plus the sidebar out of band.
         return render(request, "conversations/partials/detail_fragment.html", context)
     return render(request, "conversations/detail.html", context)
+
+
+@staff_member_required
+@require_GET
+def monitoring_view(request: HtmxHttpRequest) -> HttpResponse:
+    """Staff: how runs, agents, memory and tools are doing, and what needs attention now. The
+    board refreshes itself (an HTMX request renders just the board)."""
+    from conversations import monitoring
+
+    period = request.GET.get("period", monitoring.DEFAULT_PERIOD)
+    if period not in monitoring.PERIODS:
+        period = monitoring.DEFAULT_PERIOD
+    context = {"data": monitoring.snapshot(period=period), "periods": list(monitoring.PERIODS)}
+    if _is_htmx_fragment_request(request):
+        return render(request, "conversations/partials/monitoring_board.html", context)
+    return render(request, "conversations/monitoring.html", context)
 
 
 @login_required

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
@@ -61,3 +63,27 @@ def experience_sources(*, experience: Experience) -> QuerySet[Experience]:
 def experiences_by_ids(*, user: UserLike | None, ids: list[int]) -> dict[int, Experience]:
     rows = Experience.objects.filter(visible_q(user)).filter(pk__in=ids).select_related("agent")
     return {row.pk: row for row in rows}
+
+
+def memory_health() -> dict[str, Any]:
+    """For the monitoring view: how many memories of each kind, and the Firestore mirror's backlog
+    (entries waiting, entries that failed at least once, the oldest one's age, the last error)."""
+    from django.db.models import Count, Min
+    from django.utils import timezone
+
+    from memory.models import MirrorOutbox
+
+    kinds = dict(Experience.objects.values_list("kind").annotate(n=Count("id")).values_list("kind", "n"))
+    backlog = MirrorOutbox.objects.aggregate(n=Count("id"), oldest=Min("created_at"))
+    failing = MirrorOutbox.objects.filter(attempts__gt=0)
+    last_error = failing.exclude(last_error="").order_by("-id").values_list("last_error", flat=True).first()
+    oldest = backlog["oldest"]
+    return {
+        "experiences": sum(kinds.values()),
+        "by_kind": {kind: kinds.get(kind, 0) for kind in Experience.Kind.values},
+        "consolidated_sources": Experience.objects.filter(consolidated_into__isnull=False).count(),
+        "mirror_pending": backlog["n"],
+        "mirror_failing": failing.count(),
+        "mirror_oldest_seconds": round((timezone.now() - oldest).total_seconds(), 1) if oldest else None,
+        "mirror_last_error": last_error or "",
+    }
