@@ -151,3 +151,32 @@ def test_the_api_gives_the_same_snapshot(world: dict[str, Any]) -> None:
     assert body["period"] == "1h" and body["runs"]["total"] == 5 and body["attention"]["stale_runs"] == 1
     response = api.get("/api/monitoring/?period=1y")
     assert response.status_code == 400 and "period" in response.json()
+
+
+def test_the_command_prints_the_snapshot_and_checks(world: dict[str, Any]) -> None:
+    import io
+    import json
+
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    call_command("monitoring", stdout=out)
+    text = out.getvalue()
+    assert "Runs in the last 24h: 5 (1 queued, 1 running, 1 completed, 1 failed, 1 cancelled)" in text
+    assert f"#{world['stale'].pk} running" in text and "(no sign of life)" in text
+    assert "Failed #" in text and "Connection error" in text
+    with pytest.raises(CommandError, match=r"stopped signing life.*waiting for a worker.*Firestore mirror"):
+        call_command("monitoring", "--check", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("monitoring", "--json", "--period", "7d", stdout=out)
+    assert json.loads(out.getvalue())["runs"]["total"] == 6
+
+
+def test_check_passes_when_all_is_well() -> None:
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("monitoring", "--check", stdout=out)
+    assert "Runs in the last 24h: 0" in out.getvalue()
