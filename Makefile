@@ -73,6 +73,7 @@ check: lint types
 
 pytest: setup system-deps
 	$(BIN)/pytest
+	$(BIN)/python -m tests.on_postgres
 
 test: check pytest
 

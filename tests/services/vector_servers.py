@@ -3,6 +3,7 @@ dependencies) and a throwaway PostgreSQL cluster with pgvector. Imported by conf
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -181,6 +182,13 @@ def _as_postgres(command: list[str]) -> list[str]:
 @pytest.fixture(scope="session")
 def postgres_pgvector() -> Iterator[Postgres]:
     """A throwaway PostgreSQL 15 cluster on a free port, with a database `lodestone` and pgvector."""
+    with postgres_cluster() as server:
+        yield server
+
+
+@contextlib.contextmanager
+def postgres_cluster() -> Iterator[Postgres]:
+    """The cluster itself (``tests/on_postgres.py`` runs part of the suite on it, outside pytest)."""
     import psycopg
 
     initdb = require_file(PG_BIN / "initdb", "apt-get install postgresql-15")

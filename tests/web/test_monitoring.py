@@ -111,7 +111,9 @@ def test_the_snapshot_has_exact_figures(world: dict[str, Any]) -> None:
     assert data["memory"]["mirror_last_error"] == "Firestore unreachable"
     assert data["tools"]["calls"] == 3 and data["tools"]["errors"] == 1
     assert data["tools"]["failing"] == [{"tool": "calculator", "calls": 3, "errors": 1, "p95_ms": 10.0}]
-    assert data["system"]["database"] == "sqlite" and data["system"]["runner"] == "inline"
+    from django.db import connection
+
+    assert data["system"]["database"] == connection.vendor and data["system"]["runner"] == "inline"
     assert monitoring.snapshot(period="7d")["runs"]["total"] == 6
 
 
