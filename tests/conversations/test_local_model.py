@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -62,15 +61,12 @@ async def test_local_model_streams_a_real_reply_that_is_persisted(inline_runner:
 
 
 async def test_the_demo_assistant_remembers_across_conversations(
-    inline_runner: InlineRunner, settings: Any, tmp_path: Path
+    inline_runner: InlineRunner, own_vector_store: Path
 ) -> None:
     """The real local model, the real embedder and the embedded store: what the demo assistant did
     in one conversation is recalled (and shown as a "recalled" card) in the next."""
     from memory.models import Experience
-    from memory.vector import reset_vector_stores
 
-    settings.LODESTONE_VECTOR_DIR = str(tmp_path / "vectors")
-    reset_vector_stores()
     seeded = await sync_to_async(agent_services.demo_seed)()
     assistant = seeded["agents"][0]
     user = await sync_to_async(factories.user)()
@@ -89,4 +85,3 @@ async def test_the_demo_assistant_remembers_across_conversations(
     assert (await wait_for_run(run.pk)).status == Run.Status.COMPLETED, run.error
     recalled = await Message.objects.aget(conversation=second, type=Message.Type.MEMORY)
     assert any(item["id"] == memory.pk for item in recalled.payload["memories"])
-    reset_vector_stores()

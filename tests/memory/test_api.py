@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,19 +10,10 @@ from rest_framework.test import APIClient
 from memory import services
 from memory.embeddings import get_embedder
 from memory.models import Experience
-from memory.vector import get_vector_store, reset_vector_stores
+from memory.vector import get_vector_store
 from tests import factories
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_vector_store(tmp_path: Path, settings: Any) -> Iterator[None]:
-    settings.LODESTONE_VECTOR_STORE = "embedded"
-    settings.LODESTONE_VECTOR_DIR = str(tmp_path / "vectors")
-    reset_vector_stores()
-    yield
-    reset_vector_stores()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_vector_store")]
 
 
 def client_for(user: Any) -> APIClient:

@@ -3,7 +3,6 @@ message, the episodic memory stored at the end, and the memory tools acting for 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from conversations.runner import InlineRunner
 from memory import services
 from memory.autogen import MEMORY_HEADER, LodestoneMemory, MemoryScope, memory_scope
 from memory.models import Experience
-from memory.vector import reset_vector_stores
 from tests import factories
 from tests.conversations.test_executor import wait_for_run
 from tools.registry import builtin_tools
@@ -31,13 +29,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def fresh_vector_store(tmp_path: Path, settings: Any) -> Iterator[None]:
-    settings.LODESTONE_VECTOR_STORE = "embedded"
-    settings.LODESTONE_VECTOR_DIR = str(tmp_path / "vectors")
+def fresh_vector_store(own_vector_store: Path, tmp_path: Path, settings: Any) -> None:
     settings.VAR_DIR = tmp_path
-    reset_vector_stores()
-    yield
-    reset_vector_stores()
 
 
 async def test_memory_enabled_agent_recalls_into_its_model_context(inline_runner: InlineRunner) -> None:

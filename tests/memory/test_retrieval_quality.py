@@ -5,17 +5,12 @@ importance, weight). Queries are paraphrases, not copies, and the set has near-m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 from memory import services
-from memory.vector import reset_vector_stores
 from tests import factories
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_vector_store")]
 
 EXPERIENCES = {
     "backup_disk": "The nightly database backup failed because the backup disk was full.",
@@ -64,15 +59,6 @@ QUERIES = {
     "How much can we spend on cloud this quarter?": {"budget_q3"},
     "Why did the worker process keep growing in RAM?": {"memory_leak"},
 }
-
-
-@pytest.fixture(autouse=True)
-def fresh_vector_store(tmp_path: Path, settings: Any) -> Iterator[None]:
-    settings.LODESTONE_VECTOR_STORE = "embedded"
-    settings.LODESTONE_VECTOR_DIR = str(tmp_path / "vectors")
-    reset_vector_stores()
-    yield
-    reset_vector_stores()
 
 
 def test_recall_at_5_on_the_labelled_set() -> None:

@@ -4,8 +4,6 @@ embedder and a real database connection of its own (transactional test database)
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,24 +11,14 @@ from django.test import override_settings
 
 from memory import schedule, services
 from memory.models import Experience
-from memory.vector import reset_vector_stores
 from tests import factories
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("own_vector_store")]
 
 NEAR_DUPLICATES = [
     "The nightly backup failed because the disk was full.",
     "The nightly backup job failed since the disk is full.",
 ]
-
-
-@pytest.fixture(autouse=True)
-def own_vector_store(tmp_path: Path, settings: Any) -> Iterator[None]:
-    settings.LODESTONE_VECTOR_STORE = "embedded"
-    settings.LODESTONE_VECTOR_DIR = str(tmp_path / "vectors")
-    reset_vector_stores()
-    yield
-    reset_vector_stores()
 
 
 def wait_for(predicate: Any, limit: float = 30.0) -> None:

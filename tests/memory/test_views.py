@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,21 +10,11 @@ from django.test import Client
 from conversations import rendering
 from memory import services
 from memory.models import Experience
-from memory.vector import reset_vector_stores
 from tests import factories
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_vector_store")]
 
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture(autouse=True)
-def fresh_vector_store(tmp_path: Path, settings: Any) -> Iterator[None]:
-    settings.LODESTONE_VECTOR_STORE = "embedded"
-    settings.LODESTONE_VECTOR_DIR = str(tmp_path / "vectors")
-    reset_vector_stores()
-    yield
-    reset_vector_stores()
 
 
 def logged_in(user: Any) -> Client:
