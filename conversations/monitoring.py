@@ -11,10 +11,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from conversations.models import Message, Run
-from conversations.usage import cost_of
+from conversations.usage import parse_cost
 
 PERIODS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 DEFAULT_PERIOD = "24h"
@@ -47,12 +49,12 @@ def run_stats(*, since: datetime) -> dict[str, Any]:
             durations.append(duration * 1000)
     finished = sum(by_status[s] for s in Run.FINISHED_STATUSES)
     messages = Message.objects.filter(run__created_at__gte=since).exclude(type=Message.Type.USER)
-    prompt = completion = 0
-    cost = Decimal(0)
-    for message in messages.only("prompt_tokens", "completion_tokens", "payload"):
-        prompt += message.prompt_tokens
-        completion += message.completion_tokens
-        cost += cost_of(message)
+    tokens = messages.aggregate(
+        prompt=Coalesce(Sum("prompt_tokens"), 0), completion=Coalesce(Sum("completion_tokens"), 0)
+    )
+    prompt, completion = tokens["prompt"], tokens["completion"]
+    # Costs are decimal strings inside the payload: only that key is read, not whole payloads.
+    cost = sum((parse_cost(value) for value in messages.values_list("payload__cost", flat=True)), Decimal(0))
     return {
         "total": len(runs),
         "by_status": by_status,
@@ -72,12 +74,13 @@ def agent_stats(*, since: datetime) -> list[dict[str, Any]]:
     the latency of a message (time since the previous one of the run), busiest first."""
     rows: dict[str, dict[str, Any]] = {}
     messages = Message.objects.filter(created_at__gte=since, run__isnull=False).exclude(type=Message.Type.USER)
-    for message in messages.only("source", "payload", "prompt_tokens", "completion_tokens", "latency_ms"):
+    fields = ("source", "payload__agent_name", "prompt_tokens", "completion_tokens", "payload__cost", "latency_ms")
+    for source, name, prompt, completion, cost, latency in messages.values_list(*fields):
         row = rows.setdefault(
-            message.source,
+            source,
             {
-                "source": message.source,
-                "name": str(message.payload.get("agent_name") or message.source),
+                "source": source,
+                "name": str(name or source),
                 "messages": 0,
                 "prompt_tokens": 0,
                 "completion_tokens": 0,
@@ -86,11 +89,11 @@ def agent_stats(*, since: datetime) -> list[dict[str, Any]]:
             },
         )
         row["messages"] += 1
-        row["prompt_tokens"] += message.prompt_tokens
-        row["completion_tokens"] += message.completion_tokens
-        row["cost"] += cost_of(message)
-        if message.latency_ms is not None:
-            row["latencies"].append(message.latency_ms)
+        row["prompt_tokens"] += prompt
+        row["completion_tokens"] += completion
+        row["cost"] += parse_cost(cost)
+        if latency is not None:
+            row["latencies"].append(latency)
     out = []
     for row in sorted(rows.values(), key=lambda r: (-r["messages"], r["source"])):
         latencies = row.pop("latencies")

@@ -11,12 +11,17 @@ from typing import Any
 from conversations.models import Conversation, Message
 
 
-def cost_of(message: Message) -> Decimal:
-    """A message's cost at its model's prices (``payload.cost``), 0 when it has none."""
+def parse_cost(value: object) -> Decimal:
+    """A stored cost (a decimal string in ``payload.cost``) as a Decimal, 0 when missing or bad."""
     try:
-        return Decimal(str(message.payload.get("cost") or "0"))
+        return Decimal(str(value or "0"))
     except ArithmeticError:
         return Decimal(0)
+
+
+def cost_of(message: Message) -> Decimal:
+    """A message's cost at its model's prices (``payload.cost``), 0 when it has none."""
+    return parse_cost(message.payload.get("cost"))
 
 
 def _bucket() -> dict[str, Any]:
