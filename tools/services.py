@@ -252,17 +252,25 @@ def _waits_for_answer(approval: Any) -> bool:
 def _expire(approval: Any) -> None:
     """Mark a pending request expired, and its chat card with it (the card stops offering buttons)."""
     from conversations import realtime
-    from conversations.models import Message
     from tools.models import ToolApproval
 
     approval.status = ToolApproval.Status.EXPIRED
     approval.decided_at = timezone.now()
     approval.save(update_fields=["status", "decided_at"])
+    message = _card_shows_status(approval)
+    if message is not None:
+        realtime.publish_on_commit(message.conversation_id, realtime.message_update_event(message))
+
+
+def _card_shows_status(approval: Any) -> Any:
+    """The request's chat card (a Message) updated to show the approval's status; None without one."""
+    from conversations.models import Message
+
     message = Message.objects.filter(pk=approval.message_id).first() if approval.message_id else None
     if message is not None:
-        message.payload = {**message.payload, "state": ToolApproval.Status.EXPIRED}
+        message.payload = {**message.payload, "state": approval.status}
         message.save(update_fields=["payload"])
-        realtime.publish_on_commit(message.conversation_id, realtime.message_update_event(message))
+    return message
 
 
 def approvals_expire_orphaned() -> int:
@@ -293,19 +301,14 @@ def tool_approval_expire(*, approval_id: int) -> None:
 def tool_approval_resume(*, approval_id: int) -> tuple[Any, Any]:
     """After the answer: the approval message shows the decision, the run is running again.
     Returns (updated message or None, run or None)."""
-    from conversations.models import Message, Run
+    from conversations.models import Run
     from tools.models import ToolApproval
 
     approval = ToolApproval.objects.select_related("tool").filter(pk=approval_id).first()
     if approval is None:
         return None, None
-    message = None
     with transaction.atomic():
-        if approval.message_id is not None:
-            message = Message.objects.filter(pk=approval.message_id).first()
-            if message is not None:
-                message.payload = {**message.payload, "state": approval.status}
-                message.save(update_fields=["payload"])
+        message = _card_shows_status(approval)
         run = None
         if approval.run_id is not None:
             Run.objects.filter(pk=approval.run_id, status=Run.Status.AWAITING_INPUT).update(status=Run.Status.RUNNING)
