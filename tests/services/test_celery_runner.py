@@ -14,6 +14,7 @@ from channels.layers import channel_layers
 from django.conf import settings as django_settings
 from django.test import override_settings
 
+from config.errors import ApplicationError
 from conversations import services
 from conversations.models import Message, Run
 from tests import factories
@@ -142,7 +143,7 @@ def test_a_killed_worker_does_not_block_the_conversation(redis_url: str, tmp_pat
             worker.wait(10)
             with override_settings(LODESTONE_RUN_STALE_SECONDS=1.0):
                 # Within the stale limit it is still taken for alive.
-                with pytest.raises(Exception, match="still running"):
+                with pytest.raises(ApplicationError, match="still running"):
                     services.message_post(conversation=conversation, user=user, text="Hello?")
                 time.sleep(1.5)
                 _, retry = services.message_post(conversation=conversation, user=user, text="Hello?")
