@@ -8,7 +8,7 @@ Async on purpose: a sync tool would run in a worker thread without the run's con
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from asgiref.sync import sync_to_async
 
@@ -17,22 +17,32 @@ from tools.registry import builtin_tool
 NO_SCOPE = "Error: the memory tools work only inside a conversation."
 
 
-def _search(query: str, k: int) -> str:
+def _caller() -> tuple[Any, Any, Any] | None:
+    """(scope, user, calling agent or None) of the run this call is made in; None outside one."""
     from django.contrib.auth import get_user_model
-    from django.core.exceptions import ValidationError
 
     from agents.models import Agent
-    from memory import services
     from memory.autogen import current_scope
 
     scope = current_scope()
     if scope is None or scope.user_id is None:
-        return NO_SCOPE
+        return None
     user = get_user_model().objects.filter(pk=scope.user_id).first()
     if user is None:
-        return NO_SCOPE
+        return None
     agent_id = scope.calling_agent_id()
-    agent = Agent.objects.filter(pk=agent_id).first() if agent_id else None
+    return scope, user, Agent.objects.filter(pk=agent_id).first() if agent_id else None
+
+
+def _search(query: str, k: int) -> str:
+    from django.core.exceptions import ValidationError
+
+    from memory import services
+
+    caller = _caller()
+    if caller is None:
+        return NO_SCOPE
+    _, user, agent = caller
     try:
         found = services.experiences_retrieve_similar(context=query, user=user, k=max(1, min(int(k), 20)), agent=agent)
     except ValidationError as exc:
@@ -43,28 +53,22 @@ def _search(query: str, k: int) -> str:
 
 
 def _store(text: str, importance: float, kind: str) -> str:
-    from django.contrib.auth import get_user_model
     from django.core.exceptions import ValidationError
 
-    from agents.models import Agent
     from conversations.models import Conversation, Run
     from memory import services
-    from memory.autogen import current_scope
 
-    scope = current_scope()
-    if scope is None or scope.user_id is None:
+    caller = _caller()
+    if caller is None:
         return NO_SCOPE
-    user = get_user_model().objects.filter(pk=scope.user_id).first()
-    if user is None:
-        return NO_SCOPE
-    agent_id = scope.calling_agent_id()
+    scope, user, agent = caller
     try:
         experience = services.experience_store(
             text=text,
             kind=kind,
             importance=importance,
             owner=user,
-            agent=Agent.objects.filter(pk=agent_id).first() if agent_id else None,
+            agent=agent,
             conversation=Conversation.objects.filter(pk=scope.conversation_id).first()
             if scope.conversation_id
             else None,

@@ -14,6 +14,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from tools import conf
+from tools.kinds.http import read_capped
 from tools.registry import builtin_tool
 
 MAX_REDIRECTS = 3
@@ -53,11 +54,7 @@ async def web_fetch(url: Annotated[str, "The http(s) URL of the page"]) -> str:
                     if response.is_redirect and "location" in response.headers:
                         url = urljoin(url, response.headers["location"])
                         continue
-                    body = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        body.extend(chunk)
-                        if len(body) > limit:
-                            break
+                    body = await read_capped(response, limit)
             except httpx.HTTPError as exc:
                 return f"Error: the request failed: {type(exc).__name__}: {exc}"
             text = bytes(body[:limit]).decode(response.encoding or "utf-8", "replace")

@@ -46,6 +46,16 @@ def check_url_template(url_template: str) -> str | None:
     return None
 
 
+async def read_capped(response: httpx.Response, limit: int) -> bytearray:
+    """The body of a streamed response, reading no more than one chunk past ``limit`` bytes."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body.extend(chunk)
+        if len(body) > limit:
+            break
+    return body
+
+
 def build_request(spec: ToolSpec, arguments: dict[str, Any]) -> tuple[str, str, dict[str, str], dict[str, Any], Any]:
     config = spec.config
     method = str(config.get("method", "GET")).upper()
@@ -81,11 +91,7 @@ async def call_http(spec: ToolSpec, arguments: dict[str, Any], token: Cancellati
     async with httpx.AsyncClient(follow_redirects=False, timeout=spec.timeout_seconds) as client:
         try:
             async with client.stream(method, url, headers=headers, params=params, json=body) as response:
-                chunks = bytearray()
-                async for chunk in response.aiter_bytes():
-                    chunks.extend(chunk)
-                    if len(chunks) > MAX_RESPONSE_BYTES:
-                        break
+                chunks = await read_capped(response, MAX_RESPONSE_BYTES)
         except httpx.HTTPError as exc:
             raise ToolCallError(f"Tool {spec.name!r}: the request failed: {type(exc).__name__}: {exc}") from exc
     text = bytes(chunks[:MAX_RESPONSE_BYTES]).decode(response.encoding or "utf-8", "replace")
