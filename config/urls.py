@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config import audit_admin  # noqa: F401 - registers the read-only audit log in the admin
 from conversations import openai_api
 from conversations.views import monitoring_view
 

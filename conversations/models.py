@@ -23,6 +23,7 @@ class Conversation(models.Model):
 
     class Meta:
         ordering = ["-updated_at", "-id"]
+        permissions = [("view_monitoring", "Can view the monitoring board (runs, agents, memory, tools)")]
         constraints = [
             models.CheckConstraint(
                 condition=(

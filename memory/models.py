@@ -54,6 +54,7 @@ class Experience(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("share_experience", "Can store, change and delete shared memories (seen by every user)")]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(importance__gte=0) & models.Q(importance__lte=1),

@@ -26,6 +26,20 @@ def user(username: str | None = None, password: str = "pw-Secret-123") -> User:
     return get_user_model().objects.create_user(username=username, password=password)  # type: ignore[return-value]
 
 
+def staff_user(*permissions: str, username: str | None = None) -> User:
+    """A staff user (may open the admin) with exactly these permissions, named ``app.codename``:
+    staff status itself grants nothing."""
+    from agents.permissions import permissions_named
+
+    staff = user(username)
+    staff.is_staff = True
+    staff.save(update_fields=["is_staff"])
+    named = list(permissions_named(permissions))
+    assert len(named) == len(permissions), f"unknown permission among {permissions}"
+    staff.user_permissions.add(*named)
+    return staff
+
+
 def replay_model(responses: list[Any], *, chunk_delay: float = 0.0, name: str | None = None) -> ModelConfig:
     return agent_services.model_config_create(
         name=name or f"replay-{_next()}",

@@ -64,6 +64,8 @@ class Tool(models.Model):
         permissions = [
             ("approve_tool", "Can approve or disable tools"),
             ("invoke_tool", "Can invoke tools directly"),
+            # Approved tools; a pending or disabled one also needs approve_tool (see tool_test_run).
+            ("test_tool", "Can test-run any tool"),
         ]
 
     def __str__(self) -> str:
