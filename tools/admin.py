@@ -68,10 +68,12 @@ class ToolAdmin(admin.ModelAdmin):
         return custom + super().get_urls()
 
     def test_run_view(self, request: HttpRequest, tool_id: int) -> HttpResponse:
-        """The dashboard's test run, in the admin: the same service, recorded as an invocation."""
+        """The dashboard's test run, in the admin: the same service and the same rule (who may
+        test-run which tool), recorded as an invocation and in the audit log."""
         tool = get_object_or_404(Tool, pk=tool_id)
-        if not self.has_change_permission(request, tool):
-            raise PermissionDenied
+        refusal = services.tool_test_run_refusal(tool=tool, user=request.user)
+        if refusal:
+            raise PermissionDenied(refusal)
         context: dict[str, Any] = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -145,7 +147,7 @@ class ToolAdmin(admin.ModelAdmin):
     @admin.action(description="Disable the selected tools", permissions=["approve"])
     def disable(self, request: HttpRequest, queryset: QuerySet[Tool]) -> None:
         for tool in queryset:
-            services.tool_disable(tool=tool)
+            services.tool_disable(tool=tool, by=request.user)  # type: ignore[arg-type]
         messages.success(request, f"Disabled {queryset.count()} tool(s).")
 
     def has_approve_permission(self, request: HttpRequest) -> bool:
@@ -167,7 +169,7 @@ class ToolGrantAdmin(admin.ModelAdmin):
     @admin.action(description="Activate the selected (requested) grants", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[ToolGrant]) -> None:
         for grant in queryset:
-            services.tool_grant_activate(grant=grant)
+            services.tool_grant_activate(grant=grant, by=request.user)  # type: ignore[arg-type]
         messages.success(request, f"Activated {queryset.count()} grant(s).")
 
 
@@ -229,11 +231,12 @@ class McpServerAdmin(admin.ModelAdmin):
             obj.set_secret_headers(dict(form.cleaned_data["secret_headers"]))
         super().save_model(request, obj, form, change)
 
-    @admin.action(description="Discover tools (new ones are pending approval)")
+    # It starts the configured command (stdio) or calls the URL and registers tools: a change.
+    @admin.action(description="Discover tools (new ones are pending approval)", permissions=["change"])
     def discover(self, request: HttpRequest, queryset: QuerySet[McpServer]) -> None:
         for server in queryset:
             try:
-                rows = services.mcp_server_discover(server=server)
+                rows = services.mcp_server_discover(server=server, by=request.user)  # type: ignore[arg-type]
             except ValidationError as exc:
                 messages.error(request, f"{server}: {' '.join(exc.messages)}")
             else:

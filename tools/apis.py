@@ -91,7 +91,7 @@ class ToolListCreateApi(APIView):
 
     @extend_schema(
         operation_id="tools_list",
-        summary="The tools the caller may see (staff: all; others: approved ones and their own)",
+        summary="The tools the caller may see (with tools.view_tool: all; others: approved ones and their own)",
         responses=ToolOutputSerializer(many=True),
     )
     def get(self, request: Request) -> Response:
@@ -183,7 +183,7 @@ class InvocationListApi(APIView):
 
     @extend_schema(
         operation_id="tools_invocations_list",
-        summary="Tool calls, newest first (staff: all; others: the calls made for them)",
+        summary="Tool calls, newest first (with tools.view_toolinvocation: all; others: the calls made for them)",
         parameters=[FilterSerializer],
         responses=InvocationOutputSerializer(many=True),
     )

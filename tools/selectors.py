@@ -9,8 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
+from config.common.permissions import user_has_perm
 from tools.models import Tool, ToolGrant, ToolInvocation, schema_of
 from tools.runtime import ToolSpec
 
@@ -70,12 +71,10 @@ def call_permission(*, tool_id: int, grant_id: int | None) -> tuple[bool, bool, 
 
 
 def tool_list_visible(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Tool]:
-    """Staff see every tool; others see approved tools and the ones they created."""
+    """With ``tools.view_tool`` every tool; otherwise approved tools and the ones they created."""
     tools = Tool.objects.all().order_by("name")
-    if getattr(user, "is_staff", False):
+    if user_has_perm(user, "tools.view_tool"):
         return tools
-    from django.db.models import Q
-
     return tools.filter(Q(status=Tool.Status.APPROVED) | Q(created_by_id=user.pk))
 
 
@@ -84,9 +83,10 @@ def tool_get_visible(*, user: AbstractBaseUser | AnonymousUser, name: str) -> To
 
 
 def invocation_list(*, user: AbstractBaseUser | AnonymousUser, tool: Tool | None = None) -> QuerySet[ToolInvocation]:
-    """Staff see every call; others the calls made for them (their runs, their direct calls)."""
+    """With ``tools.view_toolinvocation`` every call; otherwise the calls made for them (their
+    runs, their direct calls)."""
     calls = ToolInvocation.objects.select_related("tool", "agent").order_by("-created_at", "-id")
-    if not getattr(user, "is_staff", False):
+    if not user_has_perm(user, "tools.view_toolinvocation"):
         calls = calls.filter(user_id=user.pk)  # type: ignore[misc]
     if tool is not None:
         calls = calls.filter(tool=tool)

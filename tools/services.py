@@ -1,4 +1,7 @@
-"""Writes for tools: builtin rows, grants, approvals, invocation records."""
+"""Writes for tools: builtin rows, grants, approvals, invocation records.
+
+Every change a person makes here (or an agent makes for a person) is written to the audit log
+(``config.common.audit``) in the same transaction as the change; a test run's entry follows the run."""
 
 from __future__ import annotations
 
@@ -6,10 +9,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from config.common.audit import ADDITION, CHANGE, DELETION, audit_record
+from config.common.permissions import user_has_perm
 from tools.models import Tool, ToolGrant, ToolInvocation, ToolVersion
 from tools.registry import builtin_tools
 
@@ -53,6 +58,10 @@ def tools_sync_builtin(*, using: str = "default") -> list[Tool]:
     return rows
 
 
+def _yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
 def tool_grant_create(
     *,
     agent: Agent,
@@ -60,15 +69,31 @@ def tool_grant_create(
     needs_approval: bool = False,
     status: str = ToolGrant.Status.ACTIVE,
     created_by: AbstractBaseUser | None = None,
+    for_user_id: int | None = None,
 ) -> ToolGrant:
-    grant, created = ToolGrant.objects.get_or_create(
-        agent=agent,
-        tool=tool,
-        defaults={"needs_approval": needs_approval, "status": status, "created_by": created_by},
-    )
-    if not created and (grant.needs_approval, grant.status) != (needs_approval, status):
-        grant.needs_approval, grant.status = needs_approval, status
-        grant.save(update_fields=["needs_approval", "status"])
+    """``for_user_id``: the person an agent acted for (a grant request from ``find_tools``), for the
+    audit log when there is no ``created_by``."""
+    with transaction.atomic():
+        grant, created = ToolGrant.objects.get_or_create(
+            agent=agent,
+            tool=tool,
+            defaults={"needs_approval": needs_approval, "status": status, "created_by": created_by},
+        )
+        changed = not created and (grant.needs_approval, grant.status) != (needs_approval, status)
+        if changed:
+            grant.needs_approval, grant.status = needs_approval, status
+            grant.save(update_fields=["needs_approval", "status"])
+        if created and status == ToolGrant.Status.REQUESTED:
+            message = f"Agent {agent.slug} asked for tool {tool.name}: a requested grant, usable once activated."
+        elif created:
+            message = f"Granted tool {tool.name} to agent {agent.slug} (needs approval: {_yes_no(needs_approval)})."
+        else:
+            message = f"Grant of tool {tool.name} to agent {agent.slug} changed: status {status}, needs approval: "
+            message += f"{_yes_no(needs_approval)}."
+        if created or changed:
+            audit_record(
+                user=created_by or for_user_id, obj=grant, action=ADDITION if created else CHANGE, message=message
+            )
     return grant
 
 
@@ -89,38 +114,74 @@ def tool_grants_from_names(*, agent: Agent, names: Sequence[str]) -> list[ToolGr
     return grants
 
 
-def tool_grant_revoke(*, grant: ToolGrant) -> None:
-    grant.delete()
+def tool_grant_revoke(*, grant: ToolGrant, by: AbstractBaseUser | None = None) -> None:
+    with transaction.atomic():
+        # Recorded first: the entry names the grant by its id, which the delete clears.
+        audit_record(
+            user=by,
+            obj=grant,
+            action=DELETION,
+            message=f"Revoked tool {grant.tool.name} from agent {grant.agent.slug}.",
+        )
+        grant.delete()
 
 
 def tool_approve(*, tool: Tool, by: AbstractBaseUser | None) -> Tool:
-    tool.status = Tool.Status.APPROVED
-    tool.approved_by = by  # type: ignore[assignment]
-    tool.approved_at = timezone.now()
-    tool.save(update_fields=["status", "approved_by", "approved_at", "updated_at"])
+    previous = tool.status
+    with transaction.atomic():
+        tool.status = Tool.Status.APPROVED
+        tool.approved_by = by  # type: ignore[assignment]
+        tool.approved_at = timezone.now()
+        tool.save(update_fields=["status", "approved_by", "approved_at", "updated_at"])
+        audit_record(
+            user=by,
+            obj=tool,
+            action=CHANGE,
+            message=f"Approved {tool.kind} tool version {tool.version} (was {previous}).",
+        )
     return tool
 
 
-def tool_disable(*, tool: Tool) -> Tool:
-    tool.status = Tool.Status.DISABLED
-    tool.save(update_fields=["status", "updated_at"])
+def tool_disable(*, tool: Tool, by: AbstractBaseUser | None = None) -> Tool:
+    previous = tool.status
+    with transaction.atomic():
+        tool.status = Tool.Status.DISABLED
+        tool.save(update_fields=["status", "updated_at"])
+        audit_record(
+            user=by,
+            obj=tool,
+            action=CHANGE,
+            message=f"Disabled {tool.kind} tool version {tool.version} (was {previous}).",
+        )
     return tool
 
 
-def tool_grant_activate(*, grant: ToolGrant) -> ToolGrant:
-    grant.status = ToolGrant.Status.ACTIVE
-    grant.save(update_fields=["status"])
+def tool_grant_activate(*, grant: ToolGrant, by: AbstractBaseUser | None = None) -> ToolGrant:
+    with transaction.atomic():
+        grant.status = ToolGrant.Status.ACTIVE
+        grant.save(update_fields=["status"])
+        audit_record(
+            user=by,
+            obj=grant,
+            action=CHANGE,
+            message=f"Activated the grant of tool {grant.tool.name} to agent {grant.agent.slug}.",
+        )
     return grant
+
+
+def call_user_id(*, context: CallContext) -> int | None:
+    """The person a call is made for: the context's user, else the conversation's owner."""
+    if context.user_id is not None or context.conversation_id is None:
+        return context.user_id
+    from conversations.models import Conversation
+
+    return Conversation.objects.filter(pk=context.conversation_id).values_list("owner_id", flat=True).first()
 
 
 def tool_invocation_record(
     *, spec: ToolSpec, context: CallContext, call_id: str, arguments: Any, outcome: Outcome
 ) -> int:
-    user_id = context.user_id
-    if user_id is None and context.conversation_id is not None:
-        from conversations.models import Conversation
-
-        user_id = Conversation.objects.filter(pk=context.conversation_id).values_list("owner_id", flat=True).first()
+    user_id = call_user_id(context=context)
     invocation = ToolInvocation.objects.create(
         tool_id=spec.tool_id if Tool.objects.filter(pk=spec.tool_id).exists() else None,
         tool_name=spec.name,
@@ -325,10 +386,12 @@ def tool_create_python(
     example_arguments: Any = None,
     created_by: AbstractBaseUser | None = None,
     agent: Agent | None = None,
+    for_user_id: int | None = None,
 ) -> tuple[Tool, str]:
     """Validate the source, test-run it in the sandbox with the example arguments, and store it as
     a pending tool (a new version if a Python tool of that name exists). Returns (tool, test output).
-    Raises ``ValidationError`` with the reason for anything that is not a working tool."""
+    Raises ``ValidationError`` with the reason for anything that is not a working tool.
+    ``for_user_id``: the person the creating ``agent`` acted for, for the audit log."""
     from asgiref.sync import async_to_sync
 
     from tools.creation import validate_python_source
@@ -390,6 +453,18 @@ def tool_create_python(
             config=config,
             created_by=created_by,  # type: ignore[misc]
         )
+        by_agent = f" by agent {agent.slug}" if agent is not None else ""
+        audit_record(
+            user=created_by or for_user_id,
+            obj=tool,
+            action=ADDITION if existing is None else CHANGE,
+            message=(
+                f"Created Python tool{by_agent}, version 1, pending approval."
+                if existing is None
+                else f"New version {tool.version} of the Python tool{by_agent}, pending approval again."
+            )
+            + f" Imports: {', '.join(validated.imports) or 'none'}.",
+        )
     return tool, output
 
 
@@ -440,13 +515,19 @@ def tool_create_http(
             config=tool.config,
             created_by=created_by,  # type: ignore[misc]
         )
+        audit_record(
+            user=created_by,
+            obj=tool,
+            action=ADDITION,
+            message=f"Created HTTP tool {method} {url_template}, pending approval.",
+        )
     return tool
 
 
 # --- MCP servers --------------------------------------------------------------------------------
 
 
-def mcp_server_discover(*, server: Any) -> list[Tool]:
+def mcp_server_discover(*, server: Any, by: AbstractBaseUser | None = None) -> list[Tool]:
     """Ask the server for its tools and register each as a ``Tool`` row of kind ``mcp``: new ones
     pending approval, changed ones as a new version (pending again). Tools the server no longer
     offers are disabled. Errors are stored on the server row and raised as ``ValidationError``."""
@@ -462,6 +543,8 @@ def mcp_server_discover(*, server: Any) -> list[Tool]:
         raise ValidationError({"server": f"Discovery failed: {server.last_error}"}) from exc
     rows: list[Tool] = []
     seen: set[str] = set()
+    added: list[str] = []
+    changed: list[str] = []
     with transaction.atomic():
         for item in listed:
             name = tool_row_name(server, str(item["name"]))
@@ -482,11 +565,13 @@ def mcp_server_discover(*, server: Any) -> list[Tool]:
                     config=config,
                     timeout_seconds=server.timeout_seconds,
                 )
+                added.append(name)
             elif (tool.description, tool.parameters, tool.config) != (description, parameters, config):
                 tool.description, tool.parameters, tool.config = description, parameters, config
                 tool.version += 1
                 tool.status = Tool.Status.PENDING
                 tool.save()
+                changed.append(name)
             else:
                 rows.append(tool)
                 continue
@@ -495,16 +580,39 @@ def mcp_server_discover(*, server: Any) -> list[Tool]:
             )
             rows.append(tool)
         gone = Tool.objects.filter(kind=Tool.Kind.MCP, config__server_id=server.pk).exclude(name__in=seen)
+        disabled = sorted(gone.exclude(status=Tool.Status.DISABLED).values_list("name", flat=True))
         gone.update(status=Tool.Status.DISABLED)
         server.last_discovered_at = timezone.now()
         server.last_error = ""
         server.save(update_fields=["last_discovered_at", "last_error"])
+        audit_record(
+            user=by,
+            obj=server,
+            action=CHANGE,
+            message=f"Discovered {len(rows)} tool(s). New, pending: {', '.join(sorted(added)) or 'none'}; "
+            f"changed, pending again: {', '.join(sorted(changed)) or 'none'}; "
+            f"disabled: {', '.join(disabled) or 'none'}.",
+        )
     return rows
 
 
+def tool_test_run_refusal(*, tool: Tool, user: AbstractBaseUser | Any) -> str:
+    """Why ``user`` may not test-run ``tool`` ("" when they may). A test run executes the tool for
+    real (its code in the sandbox, its HTTP request, its MCP call), outside any grant: it needs
+    ``tools.test_tool``; a tool that is not approved (pending review, or disabled) is not yet (or no
+    longer) trusted to run, so it also needs ``tools.approve_tool`` - the reviewer's permission."""
+    if not user_has_perm(user, "tools.test_tool"):
+        return "You may not test-run tools (permission tools.test_tool)."
+    if tool.status != Tool.Status.APPROVED and not user_has_perm(user, "tools.approve_tool"):
+        return f"The tool is {tool.status}: only someone who may approve tools (tools.approve_tool) may test-run it."
+    return ""
+
+
 def tool_test_run(*, tool: Tool, raw_arguments: str, user: AbstractBaseUser) -> Outcome:
-    """Run a tool once with JSON arguments (pending tools too: a test run before approval is what
-    it is for), recorded as an invocation by this user. Bad JSON -> ValidationError."""
+    """Run a tool once with JSON arguments, recorded as an invocation by this user and in the audit
+    log. Refused (``PermissionDenied``) unless ``tool_test_run_refusal`` allows it; bad JSON ->
+    ``ValidationError``. The run is not inside a transaction (it may take its timeout), so its audit
+    entry is written once it has ended."""
     import json
 
     from asgiref.sync import async_to_sync
@@ -512,10 +620,21 @@ def tool_test_run(*, tool: Tool, raw_arguments: str, user: AbstractBaseUser) -> 
     from tools import selectors
     from tools.runtime import CallContext, invoke
 
+    refusal = tool_test_run_refusal(tool=tool, user=user)
+    if refusal:
+        raise PermissionDenied(refusal)
     try:
         arguments = json.loads(raw_arguments or "{}")
     except json.JSONDecodeError as exc:
         raise ValidationError(f"The arguments are not JSON: {exc}.") from exc
-    return async_to_sync(invoke)(
+    outcome = async_to_sync(invoke)(
         selectors.tool_spec(tool), arguments, context=CallContext(user_id=user.pk), check_grant=False
     )
+    audit_record(
+        user=user,
+        obj=tool,
+        action=CHANGE,
+        message=f"Test run of the {tool.status} {tool.kind} tool version {tool.version}: {outcome.status} "
+        f"(invocation #{outcome.invocation_id}). Arguments: {json.dumps(arguments)[:500]}",
+    )
+    return outcome

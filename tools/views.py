@@ -1,13 +1,14 @@
-"""The tools dashboard (staff only): figures per tool over a chosen period, approve / disable,
-test-run with arguments, pending requests. Thin views over tools.selectors and tools.services;
-an htmx request gets the fragment it swaps, any other request the whole page."""
+"""The tools dashboard (permission ``tools.view_tool``): figures per tool over a chosen period,
+approve / disable (``tools.approve_tool``), activate grant requests (``tools.change_toolgrant``),
+test-run with arguments (``tools.test_tool``; see ``services.tool_test_run_refusal``), pending
+requests. Thin views over tools.selectors and tools.services; an htmx request gets the fragment it
+swaps, any other request the whole page."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -15,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from config.common.permissions import page_permission_required
 from config.errors import ApplicationError
 from tools import selectors, services
 from tools.models import Tool, ToolGrant
@@ -39,10 +41,11 @@ def _context(request: HttpRequest) -> dict[str, Any]:
         "sandbox": sandbox_status(),
         "can_approve": request.user.has_perm("tools.approve_tool"),
         "can_grant": request.user.has_perm("tools.change_toolgrant"),
+        "can_test": request.user.has_perm("tools.test_tool"),
     }
 
 
-@staff_member_required
+@page_permission_required("tools.view_tool")
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     context = _context(request)
@@ -51,51 +54,46 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "tools/dashboard.html", context)
 
 
-def _require(request: HttpRequest, permission: str) -> None:
-    if not request.user.has_perm(permission):
-        raise PermissionDenied
-
-
 def _after_action(request: HttpRequest) -> HttpResponse:
     if getattr(request, "htmx", False):
         return render(request, "tools/partials/board.html", _context(request))
     return redirect("tools:dashboard")
 
 
-@staff_member_required
+@page_permission_required("tools.approve_tool")
 @require_POST
 def tool_approve_view(request: HttpRequest, tool_id: int) -> HttpResponse:
-    _require(request, "tools.approve_tool")
     services.tool_approve(tool=get_object_or_404(Tool, pk=tool_id), by=request.user)  # type: ignore[arg-type]
     return _after_action(request)
 
 
-@staff_member_required
+@page_permission_required("tools.approve_tool")
 @require_POST
 def tool_disable_view(request: HttpRequest, tool_id: int) -> HttpResponse:
-    _require(request, "tools.approve_tool")
-    services.tool_disable(tool=get_object_or_404(Tool, pk=tool_id))
+    services.tool_disable(tool=get_object_or_404(Tool, pk=tool_id), by=request.user)  # type: ignore[arg-type]
     return _after_action(request)
 
 
-@staff_member_required
+@page_permission_required("tools.change_toolgrant")
 @require_POST
 def grant_activate_view(request: HttpRequest, grant_id: int) -> HttpResponse:
-    _require(request, "tools.change_toolgrant")
-    services.tool_grant_activate(grant=get_object_or_404(ToolGrant, pk=grant_id))
+    services.tool_grant_activate(grant=get_object_or_404(ToolGrant, pk=grant_id), by=request.user)  # type: ignore[arg-type]
     return _after_action(request)
 
 
-@staff_member_required
+@page_permission_required("tools.test_tool")
 @require_POST
 def tool_test_view(request: HttpRequest, tool_id: int) -> HttpResponse:
-    """Run the tool once with the given JSON arguments (pending tools too: that is what a test
-    run before approval is for). Recorded as an invocation by this user."""
+    """Run the tool once with the given JSON arguments. A pending or disabled tool also needs
+    ``tools.approve_tool`` (the service decides). Recorded as an invocation by this user."""
     tool = get_object_or_404(Tool, pk=tool_id)
     raw = request.POST.get("arguments", "") or "{}"
     context: dict[str, Any] = {"tool": tool, "arguments": raw}
     try:
         outcome = services.tool_test_run(tool=tool, raw_arguments=raw, user=request.user)  # type: ignore[arg-type]
+    except PermissionDenied as exc:
+        context["error"] = str(exc)
+        return render(request, "tools/partials/test_result.html", context, status=403)
     except ValidationError as exc:
         context["error"] = " ".join(exc.messages)
         return render(request, "tools/partials/test_result.html", context, status=400)

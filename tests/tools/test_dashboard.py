@@ -1,4 +1,4 @@
-"""Dashboard figures computed from real ToolInvocation rows, staff-only access, actions."""
+"""Dashboard figures computed from real ToolInvocation rows, access by permission, actions."""
 
 from __future__ import annotations
 
@@ -56,18 +56,18 @@ def test_figures_per_tool_over_the_period() -> None:
     assert week["calculator"].calls == 13 and week["calculator"].p95_ms == 99999
 
 
-def test_dashboard_is_staff_only_and_shows_the_figures() -> None:
+def test_dashboard_needs_the_view_permission_and_shows_the_figures() -> None:
     client = Client()
     plain = factories.user()
     client.force_login(plain)
-    assert client.get("/tools/").status_code == 302  # to the admin login
+    assert client.get("/tools/").status_code == 403
 
     calc = Tool.objects.get(name="calculator")
     record(calc, "ok", 40)
     record(calc, "error", 80)
     agent = factories.agent(factories.replay_model(["x"]), "helper")
     services.tool_grant_create(agent=agent, tool=calc, needs_approval=True)
-    client.force_login(staff())
+    client.force_login(staff("view_tool"))
     page = client.get("/tools/?period=7d")
     html = page.content.decode()
     assert page.status_code == 200
@@ -83,7 +83,7 @@ def test_approve_disable_and_pending_requests_need_the_permission() -> None:
     agent = factories.agent(factories.replay_model(["x"]), "asker")
     grant = services.tool_grant_create(agent=agent, tool=tool, status=ToolGrant.Status.REQUESTED)
     client = Client()
-    client.force_login(staff())
+    client.force_login(staff("view_tool"))
     page = client.get("/tools/").content.decode()
     assert 'data-pending-tool="pending_one"' in page and f'data-pending-grant="{grant.pk}"' in page
     assert client.post(f"/tools/{tool.pk}/approve/").status_code == 403
@@ -99,7 +99,7 @@ def test_approve_disable_and_pending_requests_need_the_permission() -> None:
 
 
 def test_test_run_from_the_dashboard_is_recorded() -> None:
-    user = staff()
+    user = staff("view_tool", "test_tool")
     client = Client()
     client.force_login(user)
     calc = Tool.objects.get(name="calculator")
@@ -114,11 +114,13 @@ def test_test_run_from_the_dashboard_is_recorded() -> None:
     ]
 
 
-def test_staff_sees_the_tools_link() -> None:
+def test_the_tools_link_follows_the_view_permission_not_staff() -> None:
     client = Client()
-    client.force_login(staff())
+    client.force_login(staff("view_tool"))
     assert 'href="/tools/"' in client.get("/conversations/").content.decode()
     client.force_login(factories.user())
+    assert 'href="/tools/"' not in client.get("/conversations/").content.decode()
+    client.force_login(staff())
     assert 'href="/tools/"' not in client.get("/conversations/").content.decode()
 
 
@@ -128,7 +130,7 @@ def test_a_degraded_sandbox_is_shown_on_the_dashboard(monkeypatch: pytest.Monkey
     monkeypatch.setattr(bubblewrap, "bwrap_path", lambda: None)
     reset_sandbox()
     client = Client()
-    client.force_login(staff())
+    client.force_login(staff("view_tool"))
     html = client.get("/tools/").content.decode()
     assert 'role="alert"' in html and "Sandbox degraded" in html and "bubblewrap (bwrap) is not installed" in html
     reset_sandbox()

@@ -18,6 +18,14 @@ def _calling_agent_id() -> int | None:
     return call.spec.agent_id if call else None
 
 
+def _acting_for_user_id() -> int | None:
+    """The person the calling agent works for (the audit log records agents' changes under them)."""
+    from tools import services
+
+    call = current_call.get()
+    return services.call_user_id(context=call.context) if call else None
+
+
 def _find(query: str, request: str) -> str:
     from agents.models import Agent
     from tools import services
@@ -38,7 +46,9 @@ def _find(query: str, request: str) -> str:
             if grant is not None and grant.status == ToolGrant.Status.ACTIVE:
                 lines.append(f"You already have {request!r}.")
             else:
-                services.tool_grant_create(agent=agent, tool=tool, status=ToolGrant.Status.REQUESTED)
+                services.tool_grant_create(
+                    agent=agent, tool=tool, status=ToolGrant.Status.REQUESTED, for_user_id=_acting_for_user_id()
+                )
                 lines.append(f"Asked an administrator to grant you {request!r}; it is usable once granted.")
     found = tools_search(query=query, k=5) if query.strip() else []
     for item in found:
@@ -69,7 +79,9 @@ def _create(source: str, example_arguments: dict[str, Any]) -> str:
     agent_id = _calling_agent_id()
     agent = Agent.objects.filter(pk=agent_id).first() if agent_id else None
     try:
-        tool, output = services.tool_create_python(source=source, example_arguments=example_arguments, agent=agent)
+        tool, output = services.tool_create_python(
+            source=source, example_arguments=example_arguments, agent=agent, for_user_id=_acting_for_user_id()
+        )
     except ValidationError as exc:
         return "Error: " + " ".join(exc.messages)
     return (
