@@ -1,5 +1,6 @@
-"""AutoGen component JSON over REST: export a team, import a file (staff only: imported teams and
-agents are shared by everyone). Thin adapters over ``agents.components``."""
+"""AutoGen component JSON over REST: export a team, import a file (imported teams and agents are
+shared by everyone: the import needs the add permission for everything it creates,
+``agents.permissions.COMPONENT_IMPORT_PERMISSIONS``). Thin adapters over ``agents.components``."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents import components
 from agents.models import Team
+from agents.permissions import COMPONENT_IMPORT_PERMISSIONS
+from config.common.permissions import HasPermission
 
 
 class TeamExportApi(APIView):
@@ -37,7 +39,7 @@ class TeamExportApi(APIView):
 
 
 class ComponentImportApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [HasPermission(*COMPONENT_IMPORT_PERMISSIONS)]
     parser_classes = [MultiPartParser]
 
     @extend_schema_serializer(component_name="ComponentImport")
@@ -64,7 +66,9 @@ class ComponentImportApi(APIView):
         responses={
             status.HTTP_201_CREATED: OutputSerializer,
             status.HTTP_400_BAD_REQUEST: OpenApiResponse(description="Nothing imported; `problems` says why."),
-            status.HTTP_403_FORBIDDEN: OpenApiResponse(description="Only staff may import."),
+            status.HTTP_403_FORBIDDEN: OpenApiResponse(
+                description="The caller lacks one of " + ", ".join(COMPONENT_IMPORT_PERMISSIONS) + "."
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -75,7 +79,7 @@ class ComponentImportApi(APIView):
             problems = [f"The file is {upload.size} bytes; the limit is {components.MAX_BYTES}."]
             return Response({"detail": "Nothing imported.", "problems": problems}, status=status.HTTP_400_BAD_REQUEST)
         try:
-            result = components.import_file(upload.read())
+            result = components.import_file(upload.read(), by=request.user)  # type: ignore[arg-type]
         except components.ImportRejected as exc:
             return Response(
                 {"detail": "Nothing imported.", "problems": exc.problems}, status=status.HTTP_400_BAD_REQUEST

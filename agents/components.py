@@ -7,6 +7,9 @@ Import never instantiates AutoGen classes from the file and never runs code: it 
 checks every component against the providers we support, and only then creates rows, all in one
 transaction. Anything unsupported (an unknown provider, a tool — tools carry source code) rejects
 the whole file with the names of what was refused.
+
+Whoever imports needs ``agents.permissions.COMPONENT_IMPORT_PERMISSIONS`` (the adapters check); each
+created row gets an audit-log entry under the importing user, in the import's transaction.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import models, transaction
 
 from agents.factory import USER_PROXY_PRESET
 from agents.models import Agent, ModelConfig, Team
+from config.common.audit import ADDITION, audit_record
 
 MAX_BYTES = 1_000_000
 MAX_DEPTH = 24
@@ -557,8 +562,9 @@ def _unique(base: str, taken: Any, sep: str) -> str:
     return candidate
 
 
-def load_component(data: Any) -> ImportResult:
-    """Create rows for every supported component in ``data`` (parsed JSON), all or nothing."""
+def load_component(data: Any, *, by: AbstractBaseUser | None = None) -> ImportResult:
+    """Create rows for every supported component in ``data`` (parsed JSON), all or nothing.
+    ``by``: the importing user, for the audit log and as the creator of the grants."""
     plan = _Plan()
     for component in _components(data):
         ctype = component.get("component_type")
@@ -578,11 +584,27 @@ def load_component(data: Any) -> ImportResult:
         raise ImportRejected(plan.problems)
     if not (plan.teams or plan.agents or plan.models or plan.tools):
         raise ImportRejected(["The file holds no team, agent or model client."])
-    return _create(plan)
+    return _create(plan, by)
+
+
+def _audit_import(result: ImportResult, by: AbstractBaseUser | None) -> None:
+    summary = "; ".join(
+        f"{label} {', '.join(names)}"
+        for label, names in (
+            ("teams", [t.slug for t in result.teams]),
+            ("agents", [a.slug for a in result.agents]),
+            ("model configs", [m.name for m in result.model_configs]),
+            ("pending tools", [t.name for t in result.tools]),
+        )
+        if names
+    )
+    created: list[models.Model] = [*result.teams, *result.agents, *result.model_configs, *result.tools]
+    for obj in created:
+        audit_record(user=by, obj=obj, action=ADDITION, message=f"Imported from AutoGen component JSON: {summary}.")
 
 
 @transaction.atomic
-def _create(plan: _Plan) -> ImportResult:
+def _create(plan: _Plan, by: AbstractBaseUser | None = None) -> ImportResult:
     from agents.services import agent_create, model_config_create, team_create
 
     result = ImportResult()
@@ -610,7 +632,7 @@ def _create(plan: _Plan) -> ImportResult:
         from tools.services import tool_grant_create
 
         for name in granted:
-            tool_grant_create(agent=agents[slug], tool=tools[name])
+            tool_grant_create(agent=agents[slug], tool=tools[name], created_by=by)
     result.tools = [t for name, t in tools.items() if "existing" not in plan.tools[name]]
     for agent in agents.values():
         # Handoff targets follow their agents' new slugs (a clash on import renames an agent).
@@ -631,6 +653,7 @@ def _create(plan: _Plan) -> ImportResult:
             **fields,
         )
         result.teams.append(team)
+    _audit_import(result, by)
     return result
 
 
@@ -651,8 +674,8 @@ def _create_tool(name: str, fields: dict[str, Any]) -> Any:
     return tool
 
 
-def import_file(raw: bytes | str) -> ImportResult:
-    return load_component(parse(raw))
+def import_file(raw: bytes | str, *, by: AbstractBaseUser | None = None) -> ImportResult:
+    return load_component(parse(raw), by=by)
 
 
 def team_fingerprint(team: Team) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from django_htmx.middleware import HtmxDetails
 
 from agents import components, selectors
 from agents.models import Team
+from agents.permissions import COMPONENT_IMPORT_PERMISSIONS
 from agents.visual import run_timeline, team_graph
 from conversations import selectors as conversation_selectors
 from conversations.models import Conversation
@@ -35,12 +36,13 @@ def _conversation(request: HttpRequest, team: Team) -> Conversation | None:
 @login_required
 @require_http_methods(["GET", "POST"])
 def team_list(request: HttpRequest) -> HttpResponse:
-    """The teams, each with a link to its visualization and its JSON; staff may upload a file of
-    AutoGen components (the same import as the command and the API)."""
-    context: dict[str, Any] = {}
+    """The teams, each with a link to its visualization and its JSON; a user with every permission
+    an import needs may upload a file of AutoGen components (the same import as the command and the API)."""
+    can_import = request.user.has_perms(COMPONENT_IMPORT_PERMISSIONS)
+    context: dict[str, Any] = {"can_import": can_import}
     if request.method == "POST":
-        if not request.user.is_staff:
-            raise PermissionDenied("Only staff may import.")
+        if not can_import:
+            raise PermissionDenied(f"Importing needs the permissions {', '.join(COMPONENT_IMPORT_PERMISSIONS)}.")
         upload = request.FILES.get("file")
         if upload is None:
             context["problems"] = ["Choose a JSON file to import."]
@@ -48,7 +50,7 @@ def team_list(request: HttpRequest) -> HttpResponse:
             context["problems"] = [f"The file is {upload.size} bytes; the limit is {components.MAX_BYTES}."]
         else:
             try:
-                context["imported"] = components.import_file(upload.read()).summary()
+                context["imported"] = components.import_file(upload.read(), by=request.user).summary()  # type: ignore[arg-type]
             except components.ImportRejected as exc:
                 context["problems"] = exc.problems
     context["teams"] = selectors.team_list()

@@ -267,8 +267,11 @@ def test_api_export_then_import_and_refusals() -> None:
     upload = SimpleUploadedFile("team.json", exported.content, content_type="application/json")
     assert client.post("/api/components/import/", {"file": upload}, format="multipart").status_code == 403
 
-    user.is_staff = True
-    user.save()
+    from agents.permissions import COMPONENT_IMPORT_PERMISSIONS, permissions_named
+
+    user.user_permissions.add(*permissions_named(COMPONENT_IMPORT_PERMISSIONS))
+    user = type(user).objects.get(pk=user.pk)  # permissions are cached on the instance
+    client.force_authenticate(user)
     upload = SimpleUploadedFile("team.json", exported.content, content_type="application/json")
     created = client.post("/api/components/import/", {"file": upload}, format="multipart")
     assert created.status_code == 201, created.content

@@ -46,7 +46,7 @@ def test_graph_counts_who_spoke_after_whom_and_highlights_the_active_speaker() -
     assert Message.objects.filter(conversation=conversation).count() == 5
 
 
-def test_staff_upload_imports_a_studio_team_and_refusals_show() -> None:
+def test_upload_with_the_import_permissions_imports_a_studio_team_and_refusals_show() -> None:
     import json
 
     from django.core.files.uploadedfile import SimpleUploadedFile
@@ -59,8 +59,9 @@ def test_staff_upload_imports_a_studio_team_and_refusals_show() -> None:
     assert client.get("/agents/teams/").status_code == 200
     upload = SimpleUploadedFile("team.json", json.dumps(STUDIO_TEAM).encode())
     assert client.post("/agents/teams/", {"file": upload}).status_code == 403
-    user.is_staff = True
-    user.save()
+    from agents.permissions import COMPONENT_IMPORT_PERMISSIONS, permissions_named
+
+    user.user_permissions.add(*permissions_named(COMPONENT_IMPORT_PERMISSIONS))
     upload = SimpleUploadedFile("team.json", json.dumps(STUDIO_TEAM).encode())
     page = client.post("/agents/teams/", {"file": upload})
     assert page.status_code == 200 and b"Imported:" in page.content
