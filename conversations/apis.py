@@ -23,13 +23,13 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from agents import selectors as agent_selectors
+from config.common.permissions import HasPermission
 from conversations import selectors, services
 from conversations.models import Conversation, Message, Run
 from conversations.realtime import serialize_message, serialize_run
@@ -392,11 +392,11 @@ class RunResumeApi(APIView):
 
 
 class MonitoringApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [HasPermission("conversations.view_monitoring")]
 
     @extend_schema(
         operation_id="monitoring",
-        summary="How runs, agents, memory and tools are doing (staff)",
+        summary="How runs, agents, memory and tools are doing (permission conversations.view_monitoring)",
         description=(
             "What the monitoring page shows, for integrations: runs created in the period (counts by status, "
             "failure rate, queue wait and duration p50/p95 in ms, tokens, cost), active runs (with `stale` for "

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -20,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from config.common.permissions import page_permission_required
 from config.errors import ApplicationError
 from conversations import rendering, selectors, services
 from conversations.forms import ConversationForm, MessageForm
@@ -123,10 +123,10 @@ def conversation_detail_view(request: HtmxHttpRequest, conversation_id: int) -> 
     return render(request, "conversations/detail.html", context)
 
 
-@staff_member_required
+@page_permission_required("conversations.view_monitoring")
 @require_GET
 def monitoring_view(request: HtmxHttpRequest) -> HttpResponse:
-    """Staff: how runs, agents, memory and tools are doing, and what needs attention now. The
+    """How runs, agents, memory and tools are doing, and what needs attention now. The
     board refreshes itself (an HTMX request renders just the board)."""
     from conversations import monitoring
 

@@ -132,8 +132,11 @@ class ExperienceListCreateApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        if data["shared"] and not _user(request).is_staff:
-            raise serializers.ValidationError({"shared": "Only staff can store shared memories."})
+        if data["shared"] and not request.user.has_perm("memory.share_experience"):
+            # A field error (400), as before: the caller can store the same memory as their own.
+            raise serializers.ValidationError(
+                {"shared": "Storing a shared memory needs the permission memory.share_experience."}
+            )
         experience = services.experience_store(
             text=data["text"],
             kind=data["kind"],

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
+from config.common.permissions import user_has_perm
 from memory.models import Experience
 
 UserLike = AbstractBaseUser | AnonymousUser
@@ -46,11 +47,12 @@ def experience_get(*, user: UserLike | None, pk: int) -> Experience | None:
 
 
 def experience_get_editable(*, user: UserLike, pk: int) -> Experience | None:
-    """An experience this user may change or delete: their own; shared ones only for staff."""
+    """An experience this user may change or delete: their own; shared ones only with the
+    permission ``memory.share_experience``."""
     experience = experience_get(user=user, pk=pk)
     if experience is None:
         return None
-    if experience.owner_id is None and not getattr(user, "is_staff", False):
+    if experience.owner_id is None and not user_has_perm(user, "memory.share_experience"):
         return None
     return experience
 

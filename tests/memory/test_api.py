@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from memory import services
@@ -77,8 +78,7 @@ def test_bad_input_is_a_clear_400() -> None:
 def test_owner_scoping() -> None:
     alice, mallory = factories.user(), factories.user()
     staff = factories.user()
-    staff.is_staff = True
-    staff.save()
+    staff.user_permissions.add(Permission.objects.get(codename="share_experience"))
     mine = services.experience_store(text="Alice's API token is in the vault.", owner=alice)
     shared = client_for(staff).post(
         "/api/memory/experiences/", {"text": "Everyone: standup is at 9:30.", "shared": True}, format="json"
@@ -93,9 +93,30 @@ def test_owner_scoping() -> None:
     assert [e["id"] for e in thief.get("/api/memory/experiences/").json()["results"]] == [shared_id]
     hits = thief.post("/api/memory/search/", {"query": "API token vault", "k": 10}, format="json").json()
     assert mine.pk not in [h["experience"]["id"] for h in hits]
-    # Shared memories are visible to everyone but changed only by staff.
+    # Shared memories are visible to everyone but changed only with memory.share_experience.
     assert thief.get(f"/api/memory/experiences/{shared_id}/").status_code == 200
     assert thief.delete(f"/api/memory/experiences/{shared_id}/").status_code == 404
+
+
+def test_staff_without_the_share_permission_neither_shares_nor_changes_shared_memories() -> None:
+    bare_staff = factories.user()
+    bare_staff.is_staff = True
+    bare_staff.save()
+    api = client_for(bare_staff)
+    refused = api.post("/api/memory/experiences/", {"text": "Everyone: deploy now.", "shared": True}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["shared"] == "Storing a shared memory needs the permission memory.share_experience."
+    assert not Experience.objects.filter(owner=None).exists()
+    shared = services.experience_store(text="Standup is at 9:30.", owner=None)
+    assert api.patch(f"/api/memory/experiences/{shared.pk}/", {"text": "x"}, format="json").status_code == 404
+    assert api.delete(f"/api/memory/experiences/{shared.pk}/").status_code == 404
+    sharer = factories.user()
+    sharer.user_permissions.add(Permission.objects.get(codename="share_experience"))
+    assert (
+        client_for(sharer).patch(f"/api/memory/experiences/{shared.pk}/", {"text": "9:45."}, format="json").status_code
+        == 200
+    )
+    assert client_for(sharer).delete(f"/api/memory/experiences/{shared.pk}/").status_code == 204
 
 
 def test_search_ranks_with_scores_and_filters() -> None:

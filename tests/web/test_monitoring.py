@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -118,7 +118,10 @@ def test_the_snapshot_has_exact_figures(world: dict[str, Any]) -> None:
 
 
 def staff() -> User:
-    return User.objects.create_user("ops", password="pw-Secret-123", is_staff=True)
+    """Someone who may watch the board: the permission, not staff status, lets them."""
+    user = User.objects.create_user("ops", password="pw-Secret-123")
+    user.user_permissions.add(Permission.objects.get(codename="view_monitoring"))
+    return user
 
 
 def test_the_page_shows_the_board_and_flags_what_needs_attention(world: dict[str, Any]) -> None:
@@ -135,15 +138,26 @@ def test_the_page_shows_the_board_and_flags_what_needs_attention(world: dict[str
     assert client.get("/monitoring/?period=nonsense").status_code == 200  # falls back to 24h
 
 
-def test_only_staff_may_look() -> None:
-    assert Client().get("/monitoring/").status_code == 302
-    client = Client()
-    client.force_login(factories.user())
-    assert client.get("/monitoring/").status_code == 302  # to the admin login
-    api = APIClient()
+def test_only_the_monitoring_permission_may_look_not_staff() -> None:
+    anonymous = Client().get("/monitoring/")
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/accounts/login/")
+    bare_staff = User.objects.create_user("staffer", is_staff=True)
+    client, api = Client(), APIClient()
     assert api.get("/api/monitoring/").status_code == 401
-    api.force_authenticate(factories.user())
-    assert api.get("/api/monitoring/").status_code == 403
+    for refused in (factories.user(), bare_staff):
+        client.force_login(refused)
+        assert client.get("/monitoring/").status_code == 403  # logged in: no redirect back to the login
+        assert 'href="/monitoring/"' not in client.get("/conversations/").content.decode()
+        api.force_authenticate(refused)
+        denied = api.get("/api/monitoring/")
+        assert denied.status_code == 403
+        assert denied.json()["detail"] == "You need the permission conversations.view_monitoring."
+    for allowed in (staff(), User.objects.create_superuser("root")):
+        client.force_login(allowed)
+        assert client.get("/monitoring/").status_code == 200
+        assert 'href="/monitoring/"' in client.get("/conversations/").content.decode()
+        api.force_authenticate(allowed)
+        assert api.get("/api/monitoring/").status_code == 200
 
 
 def test_the_api_gives_the_same_snapshot(world: dict[str, Any]) -> None:
