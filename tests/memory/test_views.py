@@ -108,3 +108,21 @@ def test_recalled_card_expands_to_the_memories_used() -> None:
     assert '<span class="tag">recalled</span>' in html and "Recalled 2 memories" in html
     assert "favourite colour is teal" in html and "0.81" in html
     assert "&lt;b&gt;bold&lt;/b&gt;" in html  # memory text is escaped
+
+
+def test_the_delete_button_of_a_shared_memory_follows_the_share_permission_not_staff() -> None:
+    from django.contrib.auth.models import Permission
+
+    shared = services.experience_store(text="Shared: the wiki moved to Notion.", owner=None)
+    delete_url = f"/memory/{shared.pk}/delete/"
+    bare_staff = factories.user()
+    bare_staff.is_staff = True
+    bare_staff.save()
+    page = logged_in(bare_staff).get("/memory/").content.decode()
+    assert "wiki moved" in page and delete_url not in page
+    assert logged_in(bare_staff).post(delete_url).status_code == 404
+    sharer = factories.user()
+    sharer.user_permissions.add(Permission.objects.get(codename="share_experience"))
+    assert delete_url in logged_in(sharer).get("/memory/").content.decode()
+    logged_in(sharer).post(delete_url)
+    assert not Experience.objects.filter(pk=shared.pk).exists()

@@ -145,3 +145,13 @@ def test_seeing_every_tool_and_every_call_is_a_permission_not_staff() -> None:
     api.force_authenticate(factories.staff_user("tools.view_tool", "tools.view_toolinvocation"))
     assert pending.name in [t["name"] for t in api.get("/api/tools/?limit=200").json()["results"]]
     assert api.get("/api/tools/invocations/").json()["count"] == 1
+
+
+def test_mcp_discovery_in_the_admin_needs_the_change_permission() -> None:
+    from tools.models import McpServer
+
+    McpServer.objects.create(name="srv", command="true")
+    viewer = client_for(factories.staff_user("tools.view_mcpserver"))
+    assert 'value="discover"' not in viewer.get("/admin/tools/mcpserver/").content.decode()
+    changer = client_for(factories.staff_user("tools.view_mcpserver", "tools.change_mcpserver"))
+    assert 'value="discover"' in changer.get("/admin/tools/mcpserver/").content.decode()
