@@ -28,7 +28,7 @@ def HasPermission(*perms: str) -> type[BasePermission]:  # named like the class 
         raise ValueError("Name at least one permission.")
 
     class _HasPermission(BasePermission):
-        message = f"You need the permission {', '.join(perms)}."
+        message = f"You need the permission{'s' if len(perms) > 1 else ''} {', '.join(perms)}."
 
         def has_permission(self, request: Request, view: Any) -> bool:
             user = request.user

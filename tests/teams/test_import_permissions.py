@@ -62,7 +62,7 @@ def test_the_api_import_needs_every_add_permission_not_staff() -> None:
     for refused in (factories.user(), factories.staff_user(), missing_one):
         response = api_for(refused).post("/api/components/import/", {"file": upload()}, format="multipart")
         assert response.status_code == 403
-        assert response.json()["detail"] == "You need the permission " + ", ".join(COMPONENT_IMPORT_PERMISSIONS) + "."
+        assert response.json()["detail"] == "You need the permissions " + ", ".join(COMPONENT_IMPORT_PERMISSIONS) + "."
     assert nothing_created()
 
     importer = factories.user()
