@@ -142,9 +142,11 @@ def demo_seed() -> dict[str, Any]:
     return {"model_config": config, "agents": [assistant, critic], "team": team}
 
 
-def demo_user_ensure(*, credentials_file: Path, username: str = "demo") -> tuple[User, str]:
-    """The local demo login. Its random password is created once and kept in a git-ignored file
-    so every `make run` can print it again."""
+def demo_user_ensure(*, credentials_file: Path, username: str = "demo", is_admin: bool = False) -> tuple[User, str]:
+    """The demo login. Its random password is created once and kept in a git-ignored file so
+    every `make run` can print it again. An admin (staff and superuser, to edit agents and teams in
+    the admin) only when ``is_admin`` (the local settings); otherwise a plain user, who can chat
+    with every team and agent, and is demoted if an earlier run made it an admin."""
     if credentials_file.exists():
         password = credentials_file.read_text().strip()
     else:
@@ -153,9 +155,12 @@ def demo_user_ensure(*, credentials_file: Path, username: str = "demo") -> tuple
         credentials_file.write_text(password)
         credentials_file.chmod(0o600)
     user, created = User.objects.get_or_create(username=username)
-    if created or not user.check_password(password):
+    changed = created or not user.check_password(password)
+    if changed:
         user.set_password(password)
-        user.is_staff = True  # the demo user may open the admin to edit agents and teams
-        user.is_superuser = True
+    if user.is_staff != is_admin or user.is_superuser != is_admin:
+        user.is_staff = user.is_superuser = is_admin
+        changed = True
+    if changed:
         user.save()
     return user, password

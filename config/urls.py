@@ -1,8 +1,10 @@
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config import audit_admin  # noqa: F401 - registers the read-only audit log in the admin
 from conversations import openai_api
@@ -13,6 +15,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/api-keys/", include("accounts.urls")),
     path("conversations/", include("conversations.urls")),
     path("agents/", include("agents.urls")),
     path("memory/", include("memory.urls")),
@@ -22,5 +25,11 @@ urlpatterns = [
     path("v1/models", openai_api.models_view, name="openai-models"),
     path("v1/chat/completions", openai_api.chat_completions_view, name="openai-chat-completions"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file, so script-src stays 'self'; its
+    # page and the UI itself set inline styles, allowed on this page only.
+    path(
+        "api/docs/",
+        csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
 ]

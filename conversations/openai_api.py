@@ -1,7 +1,7 @@
 """An OpenAI-compatible endpoint for integrations: ``GET /v1/models`` (every team and agent, by slug)
 and ``POST /v1/chat/completions`` (streaming as server-sent events, or not).
 
-Authenticated with the user's API token as a bearer token (what the ``openai`` client sends). Each
+Authenticated with one of the user's API keys as a bearer token (what the ``openai`` client sends). Each
 call is an ordinary conversation of that user — created, posted to and answered through the same
 services as the chat — so it shows in the web UI. The request's last message (role ``user``) is the
 message posted; the turns before it (``system``, ``user``, ``assistant``) are stored first as the
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,8 +25,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework.authtoken.models import Token
 
+from accounts.authentication import ApiKeyRefused, api_key_check
+from accounts.limits import rate_hit, rate_setting
 from agents.models import Agent, Team
 from config.errors import ApplicationError
 from conversations import realtime, services
@@ -38,15 +40,28 @@ def _error(status: int, message: str, kind: str = "invalid_request_error") -> Js
     return JsonResponse({"error": {"message": message, "type": kind, "code": None}}, status=status)
 
 
-def _user_for(request: HttpRequest) -> User | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, key = header.partition(" ")
+def _authenticate(request: HttpRequest) -> User | JsonResponse:
+    """The API key's user, or the answer refusing the call: 401 without a usable key, 429 when the
+    client address sent too many bad keys or the user exceeds LODESTONE_RATE_OPENAI."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() not in ("bearer", "token") or not key.strip():
-        return None
-    token = Token.objects.select_related("user").filter(key=key.strip()).first()
-    if token is None or not token.user.is_active:
-        return None
-    return token.user
+        return _error(401, "Send your API key as `Authorization: Bearer <key>`.", "authentication_error")
+    try:
+        user = api_key_check(request, key).user
+    except ApiKeyRefused as exc:
+        return _refusal(exc.status_code, exc.message, exc.wait)
+    wait = rate_hit(scope="openai", ident=str(user.pk), rate=rate_setting("LODESTONE_RATE_OPENAI"))
+    if wait is not None:
+        return _refusal(429, f"Too many requests: try again in {math.ceil(wait)} seconds.", wait)
+    return user  # type: ignore[return-value]
+
+
+def _refusal(status: int, message: str, wait: float | None) -> JsonResponse:
+    if wait is None:
+        return _error(status, message, "authentication_error")
+    response = _error(status, message, "rate_limit_error")
+    response["Retry-After"] = str(math.ceil(wait))
+    return response
 
 
 def models_list() -> list[dict[str, Any]]:
@@ -165,8 +180,9 @@ def _parse(request: HttpRequest) -> tuple[str, list[tuple[str, str]], str, bool]
 async def models_view(request: HttpRequest) -> HttpResponse:
     if request.method != "GET":
         return _error(405, "Use GET.")
-    if await sync_to_async(_user_for)(request) is None:
-        return _error(401, "Send your API token as `Authorization: Bearer <token>`.", "authentication_error")
+    refused = await sync_to_async(_authenticate)(request)
+    if isinstance(refused, JsonResponse):
+        return refused
     return JsonResponse({"object": "list", "data": await sync_to_async(models_list)()})
 
 
@@ -174,9 +190,9 @@ async def models_view(request: HttpRequest) -> HttpResponse:
 async def chat_completions_view(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     if request.method != "POST":
         return _error(405, "Use POST.")
-    user = await sync_to_async(_user_for)(request)
-    if user is None:
-        return _error(401, "Send your API token as `Authorization: Bearer <token>`.", "authentication_error")
+    user = await sync_to_async(_authenticate)(request)
+    if isinstance(user, JsonResponse):
+        return user
     try:
         model, history, text, stream = _parse(request)
         layer = get_channel_layer()

@@ -3,6 +3,7 @@ comes through here."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from django.db.models import F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.limits import rate_hit, rate_setting
 from agents.models import Agent, Team
 from config.errors import ApplicationError
 from conversations import realtime
@@ -131,12 +133,26 @@ def validate_message_text(text: Any) -> str:
     return text
 
 
+def _message_rate_check(user: AbstractBaseUser) -> None:
+    """Every message starts a model run: at most LODESTONE_RATE_MESSAGES per user, whichever way
+    it comes (API, chat form, socket, /v1, the chat command)."""
+    wait = rate_hit(scope="messages", ident=str(user.pk), rate=rate_setting("LODESTONE_RATE_MESSAGES"))
+    if wait is not None:
+        seconds = math.ceil(wait)
+        raise ApplicationError(
+            f"Too many messages: wait {seconds} seconds before sending another.",
+            status_code=429,
+            extra={"retry_after": seconds},
+        )
+
+
 def message_post(*, conversation: Conversation, user: AbstractBaseUser, text: Any) -> tuple[Message, Run]:
     """Store the user's message, open a run for it and hand the run to the runner after commit."""
     if conversation.owner_id != user.pk:
         # Selectors already scope by owner; this guards direct service callers.
         raise ApplicationError("Conversation not found.", status_code=404)
     text = validate_message_text(text)
+    _message_rate_check(user)
     runs_recover_stale(conversation_id=conversation.pk)  # a reply whose worker died blocks nothing
     waiting = Run.objects.filter(conversation=conversation, status=Run.Status.AWAITING_INPUT).first()
     if waiting is not None:

@@ -7,8 +7,11 @@ SQLite, the in-memory channel layer, the inline runner and the bundled local mod
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from csp.constants import NONE, SELF
 
 from config import env
 
@@ -32,7 +35,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
@@ -232,7 +234,7 @@ OPENAI_API_KEY = env.get_optional("OPENAI_API_KEY")
 REST_FRAMEWORK = {
     # Token first: an unauthenticated call gets 401 with a WWW-Authenticate header, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -266,3 +268,58 @@ LOGGING = {
         "autogen_agentchat": {"level": "WARNING"},
     },
 }
+
+# --- Accounts: hashed API keys (accounts/), login lockout (django-axes), request limits, CSP.
+INSTALLED_APPS += ["accounts", "axes"]
+# CSP on every response; axes last, as its docs ask (it turns a locked-out login into the 429 page).
+MIDDLEWARE += ["csp.middleware.CSPMiddleware", "axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = [
+    # Refuses a locked-out username + address before the password is even checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Proxies in front of the server that append to X-Forwarded-For (0: use the connection's address,
+# since any client can send that header). Login lockout and request limits count by this address.
+LODESTONE_TRUSTED_PROXY_COUNT = env.get_int("LODESTONE_TRUSTED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "accounts.limits.client_ip"
+AXES_FAILURE_LIMIT = env.get_int("LODESTONE_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.get_int("LODESTONE_LOGIN_COOLOFF_MINUTES", 15))
+# The same username from the same address: one attacker cannot lock a user out from elsewhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Rates ("N/second|minute|hour|day"; empty: off), counted in the cache below.
+# Bad API keys per client address; past it, every key from there gets 429 until the window passes.
+LODESTONE_RATE_BAD_API_KEYS = env.get_str("LODESTONE_RATE_BAD_API_KEYS", "10/minute")
+# Messages a user posts (API, chat form, socket, /v1): each starts a model run.
+LODESTONE_RATE_MESSAGES = env.get_str("LODESTONE_RATE_MESSAGES", "30/minute")
+# Calls a user makes to the OpenAI-compatible /v1/ endpoint.
+LODESTONE_RATE_OPENAI = env.get_str("LODESTONE_RATE_OPENAI", "60/minute")
+# Shared by every process when Redis is configured, else per process.
+CACHES: dict[str, dict[str, Any]] = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+# No inline script or style anywhere (htmx is configured not to inject its indicator style);
+# the Swagger UI page loosens style-src for itself (config/urls.py).
+CONTENT_SECURITY_POLICY: dict[str, Any] = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# `seed_demo` makes the demo user a superuser only where this is true (local.py); production
+# settings set LODESTONE_PRODUCTION, and seed_demo refuses to run there without --force.
+LODESTONE_DEMO_USER_IS_ADMIN = False
+LODESTONE_PRODUCTION = False

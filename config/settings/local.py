@@ -18,3 +18,6 @@ if not _SECRET_KEY:
         _key_file.write_text(get_random_secret_key())
         _key_file.chmod(0o600)
     SECRET_KEY = _key_file.read_text().strip()
+
+# The local demo user may open the admin to edit agents and teams.
+LODESTONE_DEMO_USER_IS_ADMIN = True

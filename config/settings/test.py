@@ -20,3 +20,11 @@ LODESTONE_CANCEL_POLL_SECONDS = 0.05
 LODESTONE_INPUT_POLL_SECONDS = 0.02
 # No background consolidation in tests unless a test turns it on: results stay deterministic.
 LODESTONE_CONSOLIDATE_INTERVAL_SECONDS = 0
+
+# --- Accounts: no login lockout and no request limits unless a test turns them on (tests of
+# those set AXES_ENABLED and the LODESTONE_RATE_* settings themselves).
+AXES_ENABLED = False
+LODESTONE_RATE_BAD_API_KEYS = ""
+LODESTONE_RATE_MESSAGES = ""
+LODESTONE_RATE_OPENAI = ""
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

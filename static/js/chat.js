@@ -124,6 +124,15 @@
     }
   });
 
+  // A <select data-autosubmit> submits its form when changed (an onchange attribute would need an
+  // inline-script exception in the Content-Security-Policy).
+  document.addEventListener('change', function (event) {
+    var target = event.target;
+    if (target && target.matches && target.matches('select[data-autosubmit]') && target.form) {
+      target.form.requestSubmit();
+    }
+  });
+
   // Times in the reader's own timezone, for the page and for every fragment htmx adds.
   htmx.onLoad(function (content) {
     var times = (content.querySelectorAll ? content.querySelectorAll('time[datetime]') : []);

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.services import api_key_create
 from agents.models import Agent, Team
 from conversations import services
 from conversations.models import Conversation, Run
@@ -193,10 +193,10 @@ def test_detail_needs_authentication(anon: APIClient, user: User, agent: Agent) 
 
 def test_token_authentication(user: User, agent: Agent) -> None:
     conversation = factories.conversation(user, agent=agent)
-    token = Token.objects.create(user=user)
+    _, key = api_key_create(user=user, name="test")
     client = APIClient()
 
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     response = client.get(LIST)
     assert response.status_code == 200
     assert [c["id"] for c in response.json()["results"]] == [conversation.pk]
@@ -207,4 +207,5 @@ def test_token_authentication(user: User, agent: Agent) -> None:
     client.credentials(HTTP_AUTHORIZATION="Token not-a-real-key")
     response = client.get(LIST)
     assert response.status_code == 401
-    assert response.json() == {"detail": "Invalid token."}
+    assert response.json() == {"detail": "Invalid API key (unknown, expired or revoked)."}
+    assert response["WWW-Authenticate"] == "Token"

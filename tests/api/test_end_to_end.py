@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.services import api_key_create
 from conversations.runner import InlineRunner
 from tests import factories
 
@@ -33,9 +33,9 @@ async def test_post_then_poll_until_the_reply_arrives(inline_runner: InlineRunne
     user = await sync_to_async(factories.user)()
     model = await sync_to_async(factories.replay_model)(["Paris is the capital of France."])
     await sync_to_async(factories.agent)(model, "geographer", name="Geographer")
-    token = await Token.objects.acreate(user=user)
+    _, key = await sync_to_async(api_key_create)(user=user, name="test")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
 
     status, conversation = await call(client, "post", "/api/conversations/", {"agent": "geographer"})
     assert status == 201, conversation

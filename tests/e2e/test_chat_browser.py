@@ -32,7 +32,7 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 USERNAME, PASSWORD = "e2e-user", "e2e-Secret-pw-417"
-API_TOKEN = "e2e-api-token-0123456789abcdef"
+API_TOKEN = "lds_e2e0e2e0" + "k" * 43  # an API key in the format accounts.services makes
 WRITER_TEXT = (
     "Lodestones are naturally magnetised pieces of magnetite. Sailors once hung them on threads so they "
     "would swing north, the first compasses. Today the word means something that guides and attracts, "
@@ -79,8 +79,8 @@ SETUP_SCRIPT = textwrap.dedent(
     from tools.models import Tool
     tool_services.tool_grant_create(agent=careful, tool=Tool.objects.get(name="calculator"), needs_approval=True)
     user = get_user_model().objects.create_user(username={USERNAME!r}, password={PASSWORD!r})
-    from rest_framework.authtoken.models import Token
-    Token.objects.create(user=user, key={API_TOKEN!r})
+    from accounts.models import ApiKey, key_digest, key_prefix
+    ApiKey.objects.create(user=user, name="e2e", prefix=key_prefix({API_TOKEN!r}), digest=key_digest({API_TOKEN!r}))
     from conversations import services as chat
     from agents.models import Agent
     long_chat = chat.conversation_create(owner=user, agent=Agent.objects.get(slug="narrator"), title="Long chat")
@@ -137,6 +137,11 @@ def page(browser: object, daphne_server: LiveServer) -> Iterator[object]:
     assert isinstance(browser, Browser)
     context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=daphne_server.url)
     context.set_default_timeout(15_000)
+    # A Content-Security-Policy violation fails the test like any console error.
+    context.add_init_script(
+        "document.addEventListener('securitypolicyviolation', function (e) {"
+        " console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI); });"
+    )
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
@@ -348,4 +353,56 @@ def test_a_long_chat_shows_the_latest_messages_and_loads_earlier_ones(page: obje
     page.locator("#composer textarea").fill("And one more.")
     page.get_by_role("button", name="Send").click()
     expect(messages.nth(130)).to_contain_text("And one more.")
+    assert page.console_errors == []  # type: ignore[attr-defined]
+
+
+def test_api_keys_page_creates_a_key_shown_once_that_works_then_revokes_it(
+    page: object, daphne_server: LiveServer
+) -> None:
+    import httpx
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(USERNAME)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    response = page.goto("/conversations/")
+    assert response is not None and "script-src 'self'" in response.headers["content-security-policy"]
+    page.locator(".sidebar").get_by_role("link", name="API keys").click()
+    expect(page.get_by_role("heading", name="API keys")).to_be_visible()
+
+    page.get_by_label("Name").fill("browser test")
+    page.get_by_label("Expires after (days)").fill("7")
+    page.get_by_role("button", name="Create key").click()
+    shown = page.get_by_label("The new API key")
+    expect(shown).to_have_value(re.compile(r"^lds_"))
+    key = shown.input_value()
+    row = page.locator(".api-key-list tr", has_text="browser test")
+    expect(row).to_contain_text(key[:12])
+    assert key not in (row.text_content() or "")
+    headers = {"Authorization": f"Token {key}"}
+    assert httpx.get(f"{daphne_server.url}/api/conversations/", headers=headers, timeout=10).status_code == 200
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Revoke").click()
+    expect(page.locator(".api-key-list tr", has_text="browser test")).to_have_count(0)
+    assert httpx.get(f"{daphne_server.url}/api/conversations/", headers=headers, timeout=10).status_code == 401
+    page.reload()
+    expect(page.get_by_label("The new API key")).to_have_count(0)  # shown once, never again
+    assert page.console_errors == []  # type: ignore[attr-defined]
+
+
+def test_swagger_ui_renders_under_the_content_security_policy(page: object, daphne_server: LiveServer) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(USERNAME)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    response = page.goto("/api/docs/")
+    assert response is not None and "content-security-policy" in response.headers
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Lodestone API")
+    expect(page.locator(".opblock").first).to_be_visible()
     assert page.console_errors == []  # type: ignore[attr-defined]

@@ -104,7 +104,7 @@ def test_recalled_card_expands_to_the_memories_used() -> None:
             "created_at": "2026-11-24T10:00:00+00:00",
         }
     )
-    assert 'class="msg msg-agent msg-memory"' in html and "<details" in html
+    assert 'class="msg msg-agent msg-memory hue-' in html and "<details" in html
     assert '<span class="tag">recalled</span>' in html and "Recalled 2 memories" in html
     assert "favourite colour is teal" in html and "0.81" in html
     assert "&lt;b&gt;bold&lt;/b&gt;" in html  # memory text is escaped

@@ -13,11 +13,11 @@ import pytest
 
 from tests.servers import REPO, VENV_BIN, live_daphne
 
-KEY = "a" * 40
+KEY = "a" * 40  # the shape of a key imported from DRF's old token table: those keep working
 SETUP = textwrap.dedent(
     f"""
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+    from accounts.models import ApiKey, key_digest, key_prefix
     from agents import services
     from agents.models import Team
 
@@ -36,7 +36,7 @@ SETUP = textwrap.dedent(
         system_message="You repeat your prompt.",
     )
     user = get_user_model().objects.create_user(username="api-user", password="pw-Secret-123")
-    Token.objects.create(user=user, key={KEY!r})
+    ApiKey.objects.create(user=user, name="openai client", prefix=key_prefix({KEY!r}), digest=key_digest({KEY!r}))
     """
 )
 

@@ -57,7 +57,9 @@ def test_user_message_fragment_leaves_the_live_bubble_alone() -> None:
 
 def test_chunk_fragment_names_the_speaker_and_appends_the_text_escaped() -> None:
     html = rendering.chunk_fragment({"run_id": 7, "source": "writer", "text": " <b>to"})
-    assert '<header id="live-head" class="msg-head" hx-swap-oob="true" data-run="7"' in html
+    # The speaker's colour is a class (no style attribute: the CSP allows none).
+    hue = name_hue("writer")
+    assert f'<header id="live-head" class="msg-head hue-{hue}" hx-swap-oob="true" data-run="7"' in html
     assert 'class="agent-name">writer<' in html
     assert '<div hx-swap-oob="beforeend:#live-text"> &lt;b&gt;to</div>' in html  # spacing kept, markup escaped
 
