@@ -15,7 +15,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/api-keys/", include("accounts.urls")),
+    path("accounts/api-keys/", include("config.accounts.urls")),
     path("conversations/", include("conversations.urls")),
     path("agents/", include("agents.urls")),
     path("memory/", include("memory.urls")),

@@ -26,8 +26,8 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts.authentication import ApiKeyRefused, api_key_check
-from accounts.limits import rate_hit, rate_setting
+from config.accounts.authentication import ApiKeyRefused, api_key_check
+from config.accounts.limits import rate_hit, rate_setting
 from agents.models import Agent, Team
 from config.errors import ApplicationError
 from conversations import realtime, services

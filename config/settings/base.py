@@ -234,7 +234,7 @@ OPENAI_API_KEY = env.get_optional("OPENAI_API_KEY")
 REST_FRAMEWORK = {
     # Token first: an unauthenticated call gets 401 with a WWW-Authenticate header, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "accounts.authentication.ApiKeyAuthentication",
+        "config.accounts.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -269,8 +269,8 @@ LOGGING = {
     },
 }
 
-# --- Accounts: hashed API keys (accounts/), login lockout (django-axes), request limits, CSP.
-INSTALLED_APPS += ["accounts", "axes"]
+# --- Accounts: hashed API keys (config/accounts/), login lockout (django-axes), request limits, CSP.
+INSTALLED_APPS += ["config.accounts", "axes"]
 # CSP on every response; axes last, as its docs ask (it turns a locked-out login into the 429 page).
 MIDDLEWARE += ["csp.middleware.CSPMiddleware", "axes.middleware.AxesMiddleware"]
 AUTHENTICATION_BACKENDS = [
@@ -281,7 +281,7 @@ AUTHENTICATION_BACKENDS = [
 # Proxies in front of the server that append to X-Forwarded-For (0: use the connection's address,
 # since any client can send that header). Login lockout and request limits count by this address.
 LODESTONE_TRUSTED_PROXY_COUNT = env.get_int("LODESTONE_TRUSTED_PROXY_COUNT", 0)
-AXES_CLIENT_IP_CALLABLE = "accounts.limits.client_ip"
+AXES_CLIENT_IP_CALLABLE = "config.accounts.limits.client_ip"
 AXES_FAILURE_LIMIT = env.get_int("LODESTONE_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.get_int("LODESTONE_LOGIN_COOLOFF_MINUTES", 15))
 # The same username from the same address: one attacker cannot lock a user out from elsewhere.

@@ -14,8 +14,8 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts import services
-from accounts.models import ApiKey, key_digest
+from config.accounts import services
+from config.accounts.models import ApiKey, key_digest
 from tests import factories
 
 pytestmark = pytest.mark.django_db

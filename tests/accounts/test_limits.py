@@ -9,8 +9,8 @@ import pytest
 from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
-from accounts import services
-from accounts.limits import client_ip
+from config.accounts import services
+from config.accounts.limits import client_ip
 from conversations.models import Run
 from tests import factories
 from tests.api.conftest import RecordingRunner, recording_runner

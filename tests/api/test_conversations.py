@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from accounts.services import api_key_create
+from config.accounts.services import api_key_create
 from agents.models import Agent, Team
 from conversations import services
 from conversations.models import Conversation, Run

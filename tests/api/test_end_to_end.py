@@ -12,7 +12,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from rest_framework.test import APIClient
 
-from accounts.services import api_key_create
+from config.accounts.services import api_key_create
 from conversations.runner import InlineRunner
 from tests import factories
 

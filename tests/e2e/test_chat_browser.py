@@ -79,7 +79,7 @@ SETUP_SCRIPT = textwrap.dedent(
     from tools.models import Tool
     tool_services.tool_grant_create(agent=careful, tool=Tool.objects.get(name="calculator"), needs_approval=True)
     user = get_user_model().objects.create_user(username={USERNAME!r}, password={PASSWORD!r})
-    from accounts.models import ApiKey, key_digest, key_prefix
+    from config.accounts.models import ApiKey, key_digest, key_prefix
     ApiKey.objects.create(user=user, name="e2e", prefix=key_prefix({API_TOKEN!r}), digest=key_digest({API_TOKEN!r}))
     from conversations import services as chat
     from agents.models import Agent

@@ -17,7 +17,7 @@ KEY = "a" * 40  # the shape of a key imported from DRF's old token table: those 
 SETUP = textwrap.dedent(
     f"""
     from django.contrib.auth import get_user_model
-    from accounts.models import ApiKey, key_digest, key_prefix
+    from config.accounts.models import ApiKey, key_digest, key_prefix
     from agents import services
     from agents.models import Team
 

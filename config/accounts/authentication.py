@@ -14,9 +14,9 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
-from accounts import services
-from accounts.limits import client_ip, rate_record, rate_setting, rate_wait
-from accounts.models import ApiKey
+from config.accounts import services
+from config.accounts.limits import client_ip, rate_record, rate_setting, rate_wait
+from config.accounts.models import ApiKey
 
 BAD_KEY_SCOPE = "bad-api-key"
 TOO_MANY_BAD_KEYS = "Too many bad API keys from your address."

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from accounts.models import ApiKey
+from config.accounts.models import ApiKey
 
 
 @admin.register(ApiKey)

@@ -13,8 +13,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from accounts import selectors, services
-from accounts.forms import ApiKeyCreateForm
+from config.accounts import selectors, services
+from config.accounts.forms import ApiKeyCreateForm
 
 # The sidebar lists the user's conversations: read through their selector, as every page does.
 from conversations import selectors as conversation_selectors

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.models import ApiKey
-from accounts.services import api_key_revoke
+from config.accounts.models import ApiKey
+from config.accounts.services import api_key_revoke
 
 
 class Command(BaseCommand):

@@ -11,7 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from accounts.models import KEY_MARK, ApiKey, key_digest, key_prefix
+from config.accounts.models import KEY_MARK, ApiKey, key_digest, key_prefix
 
 # last_used_at is written at most this often per key, not on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from accounts.services import api_key_create
+from config.accounts.services import api_key_create
 
 
 class Command(BaseCommand):

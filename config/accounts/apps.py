@@ -6,8 +6,9 @@ class AccountsConfig(AppConfig):
     it imports none of the others, and every API (memory, tools, agents, conversations) uses it."""
 
     default_auto_field = "django.db.models.BigAutoField"
-    name = "accounts"
+    name = "config.accounts"
+    label = "accounts"
 
     def ready(self) -> None:
         # Registers the API keys' security scheme with drf-spectacular.
-        from accounts import schema  # noqa: F401
+        from config.accounts import schema  # noqa: F401

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
-from accounts.models import ApiKey
+from config.accounts.models import ApiKey
 
 
 def api_key_list(*, user: AbstractBaseUser) -> QuerySet[ApiKey]:
