@@ -26,9 +26,9 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from agents.models import Agent, Team
 from config.accounts.authentication import ApiKeyRefused, api_key_check
 from config.accounts.limits import rate_hit, rate_setting
-from agents.models import Agent, Team
 from config.errors import ApplicationError
 from conversations import realtime, services
 from conversations.models import Conversation, Message, Run

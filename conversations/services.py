@@ -15,8 +15,8 @@ from django.db.models import F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from config.accounts.limits import rate_hit, rate_setting
 from agents.models import Agent, Team
+from config.accounts.limits import rate_hit, rate_setting
 from config.errors import ApplicationError
 from conversations import realtime
 from conversations.models import Conversation, Message, Run

@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from config.accounts.services import api_key_create
 from agents.models import Agent, Team
+from config.accounts.services import api_key_create
 from conversations import services
 from conversations.models import Conversation, Run
 from tests import factories
