@@ -21,7 +21,7 @@ TEST_SYSTEM_PACKAGES += bubblewrap
 # the emulator comes from Google's Cloud SDK apt repository, preinstalled on this machine kind.
 TEST_SYSTEM_PACKAGES += openjdk-17-jre-headless google-cloud-cli-firestore-emulator
 
-.PHONY: help setup run test check lint types pytest system-deps bench clean
+.PHONY: help setup run run-deps test check lint types pytest system-deps bench clean
 
 help:
 	@echo "make run    set up everything and serve Lodestone on http://$(HOST):$(PORT)"
@@ -45,11 +45,25 @@ node_modules/.installed: package.json package-lock.json
 
 setup: $(VENV)/.installed node_modules/.installed
 
-run: setup
+run: setup run-deps
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@echo "Lodestone is starting on http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
 	$(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
+
+# --- The sandbox for untrusted code: without bubblewrap, LODESTONE_SANDBOX=auto refuses to run it.
+RUN_SYSTEM_PACKAGES := bubblewrap
+run-deps:
+	@missing=""; for pkg in $(RUN_SYSTEM_PACKAGES); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian packages:$$missing"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+			|| echo "WARNING: could not install$$missing: untrusted code will be refused."; \
+	elif ! command -v bwrap >/dev/null; then \
+		echo "WARNING: bubblewrap is missing (as root: apt-get install bubblewrap). Until it is installed,"; \
+		echo "python_exec and other untrusted code are refused (LODESTONE_SANDBOX=rlimit accepts an unsafe sandbox)."; \
+	fi
 
 system-deps:
 	@missing=""; for pkg in $(TEST_SYSTEM_PACKAGES); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \

@@ -16,7 +16,7 @@ from autogen_core.code_executor import CodeBlock, CodeExecutor, CodeResult
 from pydantic import BaseModel
 
 from tools.runtime import call_context
-from tools.sandbox import SandboxJob, get_sandbox
+from tools.sandbox import SandboxJob, SandboxUnavailable, get_sandbox
 from tools.workspace import workspace_for
 
 if TYPE_CHECKING:
@@ -50,7 +50,11 @@ class SandboxCodeExecutor(CodeExecutor):
         for block in code_blocks:
             if block.language.lower() not in PYTHON:
                 return CodeResult(exit_code=1, output=f"Only Python runs here, not {block.language!r}.")
-            result = await get_sandbox().run(SandboxJob(program=block.code, workspace=workspace))
+            try:
+                sandbox = get_sandbox()
+            except SandboxUnavailable as exc:
+                return CodeResult(exit_code=1, output=str(exc))
+            result = await sandbox.run(SandboxJob(program=block.code, workspace=workspace))
             text = (result.stdout + (("\n" + result.stderr) if result.stderr else "")).strip()
             if result.output_truncated:
                 text += "\n[output cut at the sandbox's limit]"

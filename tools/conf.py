@@ -7,8 +7,9 @@ from typing import Any
 from django.conf import settings
 
 DEFAULTS: dict[str, Any] = {
-    # Sandbox implementation: "auto" (bubblewrap if it works here, else rlimits-only, loudly),
-    # "bubblewrap", "rlimit" (a separate process with limits, no namespaces), or "disabled".
+    # Sandbox implementation: "auto" (bubblewrap if it works here, else untrusted code is refused),
+    # "bubblewrap", "rlimit" (UNSAFE: a separate process with limits, no namespaces; only when an
+    # administrator names it), or "disabled".
     "LODESTONE_SANDBOX": "auto",
     "LODESTONE_SANDBOX_CPU_SECONDS": 5,
     "LODESTONE_SANDBOX_WALL_SECONDS": 10,
@@ -16,6 +17,8 @@ DEFAULTS: dict[str, Any] = {
     "LODESTONE_SANDBOX_OUTPUT_BYTES": 64_000,
     "LODESTONE_SANDBOX_MAX_PROCESSES": 32,
     "LODESTONE_SANDBOX_FILE_BYTES": 8_000_000,
+    # Disk a persistent workspace may use (allocated blocks, at least 4 KiB per file or folder).
+    "LODESTONE_SANDBOX_WORKSPACE_MB": 100,
     # The interpreter inside the sandbox: the system's, not the server's virtualenv.
     "LODESTONE_SANDBOX_PYTHON": "/usr/bin/python3",
     # Where each agent's persistent workspace lives (one folder per agent, mounted at /workspace).

@@ -1,4 +1,7 @@
-"""Per-conversation workspaces: a directory the sandbox mounts read-write at ``/workspace``."""
+"""Per-conversation workspaces: a directory the sandbox mounts read-write at ``/workspace``.
+
+When the server runs as root, each workspace directory belongs to the sandbox user (65534) from its
+creation; the server does not walk it as root (``tools.sandbox.base``)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from django.conf import settings
 
 from tools import conf
 from tools.runtime import CallContext, current_call
+from tools.sandbox.base import workspace_open
 
 
 def workspaces_root() -> Path:
@@ -25,7 +29,8 @@ def workspace_for(context: CallContext) -> Path:
     else:
         name = "anonymous"
     path = workspaces_root() / name
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Created empty and handed to the sandbox user by descriptor, once; never walked by the server.
+    os.close(workspace_open(path))
     return path
 
 

@@ -7,6 +7,8 @@ SQLite, the in-memory channel layer, the inline runner and the bundled local mod
 
 from __future__ import annotations
 
+import os
+import stat
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,34 @@ from config import env
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env.get_str("LODESTONE_VAR_DIR", str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+# --- var/ is the server user's alone: the directory 0700, its files 0600 and folders 0700.
+def _private_var(var_dir: Path) -> None:
+    """Tighten what older versions left readable; sandbox workspaces are not walked (their
+    directories are the sandbox user's, and a walk there as root could be redirected by links)."""
+    var_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    var_dir.chmod(0o700)
+    for root, dirs, files in os.walk(var_dir):
+        if Path(root) == var_dir:
+            dirs[:] = [name for name in dirs if name != "workspaces"]
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                continue
+            private = 0o700 if stat.S_ISDIR(mode) else 0o600
+            if stat.S_IMODE(mode) & ~private:
+                os.chmod(path, stat.S_IMODE(mode) & private)
+
+
+def _private_sqlite(path: Path) -> None:
+    """Create the database file 0600 before SQLite does: SQLite gives its -wal and -shm files the
+    mode of the main file."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
+
+
+_private_var(VAR_DIR)
 
 DEBUG = env.get_bool("DJANGO_DEBUG", False)
 SECRET_KEY = env.get_str("DJANGO_SECRET_KEY", "")
@@ -78,6 +107,8 @@ TEMPLATES = [
 _database = env.get_database("DATABASE_URL", None)
 if _database is None:
     _database = {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "db.sqlite3"}
+if _database["ENGINE"] == "django.db.backends.sqlite3" and Path(_database["NAME"]).parent == VAR_DIR:
+    _private_sqlite(Path(_database["NAME"]))
 if _database["ENGINE"] == "django.db.backends.sqlite3":
     # The inline runner writes from a worker thread while requests write too: WAL and
     # IMMEDIATE transactions turn "database is locked" races into short waits.
@@ -221,7 +252,8 @@ LODESTONE_FIRESTORE_COLLECTION = env.get_str("FIRESTORE_COLLECTION", "lodestone_
 LODESTONE_FIRESTORE_TIMEOUT_SECONDS = env.get_int("FIRESTORE_TIMEOUT_SECONDS", 10)
 
 # --- Tools: the sandbox untrusted code runs in (tools/sandbox; other tool settings: tools/conf.py).
-# auto: bubblewrap when it works here, else rlimits only (logged as an ERROR, shown on /tools/).
+# auto: bubblewrap when it works here, else untrusted code is refused (logged as an ERROR, shown on
+# /tools/ and in the chat); rlimit (no namespaces) runs only when named here.
 LODESTONE_SANDBOX = env.get_str("LODESTONE_SANDBOX", "auto")
 LODESTONE_WEB_FETCH_ALLOWED_HOSTS = env.get_list(
     "LODESTONE_WEB_FETCH_ALLOWED_HOSTS", ["en.wikipedia.org", "docs.python.org"]

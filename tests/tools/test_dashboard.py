@@ -124,7 +124,7 @@ def test_the_tools_link_follows_the_view_permission_not_staff() -> None:
     assert 'href="/tools/"' not in client.get("/conversations/").content.decode()
 
 
-def test_a_degraded_sandbox_is_shown_on_the_dashboard(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_sandbox_is_shown_on_the_dashboard(monkeypatch: pytest.MonkeyPatch) -> None:
     from tools.sandbox import bubblewrap, reset_sandbox
 
     monkeypatch.setattr(bubblewrap, "bwrap_path", lambda: None)
@@ -132,5 +132,18 @@ def test_a_degraded_sandbox_is_shown_on_the_dashboard(monkeypatch: pytest.Monkey
     client = Client()
     client.force_login(staff("view_tool"))
     html = client.get("/tools/").content.decode()
-    assert 'role="alert"' in html and "Sandbox degraded" in html and "bubblewrap (bwrap) is not installed" in html
+    assert 'role="alert"' in html and "Sandbox unavailable, untrusted code is refused" in html
+    assert "bubblewrap (bwrap) is not installed" in html and "LODESTONE_SANDBOX=rlimit" in html
+    reset_sandbox()
+
+
+def test_an_unsafe_sandbox_chosen_by_the_administrator_is_shown_as_degraded(settings: object) -> None:
+    from tools.sandbox import reset_sandbox
+
+    settings.LODESTONE_SANDBOX = "rlimit"  # type: ignore[attr-defined]
+    reset_sandbox()
+    client = Client()
+    client.force_login(staff())
+    html = client.get("/tools/").content.decode()
+    assert 'role="alert"' in html and "Sandbox degraded" in html and "NO filesystem or network isolation" in html
     reset_sandbox()

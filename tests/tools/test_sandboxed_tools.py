@@ -84,3 +84,40 @@ async def test_tool_timeout_is_an_error_result() -> None:
     outcome = await invoke(spec, {"code": "import time; time.sleep(5)"}, context=CallContext(), check_grant=False)
     assert outcome.status == "timeout" and "timed out after 1 s" in outcome.error
     assert (await ToolInvocation.objects.aget()).status == "timeout"
+
+
+async def test_python_exec_killed_at_a_limit_is_logged_as_a_failure_with_the_reason(settings: object) -> None:
+    settings.LODESTONE_SANDBOX_CPU_SECONDS = 1  # type: ignore[attr-defined]
+    spec = await sync_to_async(tool_spec)(await sync_to_async(tool)("python_exec"))
+    program = "print('started', flush=True)\nwhile True:\n    pass\n"
+    outcome = await invoke(spec, {"code": program}, context=CallContext(), check_grant=False)
+    assert outcome.status == "error"
+    assert "stopped at a sandbox limit" in outcome.error and "CPU time" in outcome.error
+    assert "started" in outcome.error  # the output so far still reaches the agent
+    row = await ToolInvocation.objects.aget()
+    assert row.status == "error" and "CPU time" in row.error
+
+
+async def test_without_a_safe_sandbox_untrusted_code_is_refused_in_the_chat(
+    inline_runner: InlineRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tools.sandbox import bubblewrap, reset_sandbox
+
+    monkeypatch.setattr(bubblewrap, "bwrap_path", lambda: None)
+    reset_sandbox()
+    model = await sync_to_async(factories.replay_model)(
+        [call("python_exec", {"code": "print(open('/etc/passwd').read())"}, "c1"), "Done."]
+    )
+    user = await sync_to_async(factories.user)()
+    agent = await sync_to_async(factories.agent)(model, "coder", tool_names=["python_exec"])
+    conversation = await sync_to_async(factories.conversation)(user, agent=agent)
+    _, run = await sync_to_async(conversation_services.message_post)(conversation=conversation, user=user, text="go")
+    run = await wait_for_run(run.pk)
+
+    assert run.status == Run.Status.COMPLETED, run.error
+    result = (await sync_to_async(messages)(conversation.pk))[2].payload["results"][0]
+    assert result["is_error"] and "Untrusted code is refused" in result["content"]
+    assert "bubblewrap (bwrap) is not installed" in result["content"] and "root:" not in result["content"]
+    row = await ToolInvocation.objects.aget()
+    assert row.status == "error" and "Untrusted code is refused" in row.error
+    reset_sandbox()

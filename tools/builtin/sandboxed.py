@@ -11,6 +11,7 @@ from typing import Annotated
 
 from tools.builtin._sandbox import sandbox_run as _sandbox_run
 from tools.registry import builtin_tool
+from tools.runtime import ToolCallError
 from tools.workspace import clean_relative_path, current_workspace
 
 MAX_FILE_CHARS = 200_000
@@ -63,9 +64,13 @@ def _format(stdout: str, stderr: str, failure: str | None, truncated: bool) -> s
 )
 async def python_exec(code: Annotated[str, "Python 3 source code; print() what you want to see"]) -> str:
     result = await _sandbox_run(code, workspace=current_workspace())
-    return _format(
+    text = _format(
         result.stdout, result.stderr, None if result.ok else result.describe_failure(), result.output_truncated
     )
+    if result.stopped_at_limit():
+        # Killed at a limit: a failed call (logged as an error, with the output so far), not a result.
+        raise ToolCallError(f"python_exec stopped at a sandbox limit: {result.stopped_at_limit()}.\n{text}")
+    return text
 
 
 @builtin_tool("workspace_write", "Write a text file in the conversation's workspace (replaces an existing file).")

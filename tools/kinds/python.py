@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from autogen_core import CancellationToken
 
 from tools.kinds import register_kind
-from tools.sandbox import Limits, SandboxJob, SandboxResult, get_sandbox
+from tools.sandbox import Limits, SandboxJob, SandboxResult, SandboxUnavailable, get_sandbox
 
 if TYPE_CHECKING:
     from tools.runtime import ToolSpec
@@ -41,7 +41,11 @@ async def run_python_function(
     marker = f"\x1e{secrets.token_hex(8)}:"
     payload = json.dumps({"source": source, "function": function, "arguments": arguments, "marker": marker})
     job = SandboxJob(program=RUNNER, stdin=payload, limits=limits or Limits.from_settings())
-    result = await get_sandbox().run(job)
+    try:
+        sandbox = get_sandbox()
+    except SandboxUnavailable as exc:
+        raise PythonToolError(str(exc)) from exc
+    result = await sandbox.run(job)
     if not result.ok or marker not in result.stdout:
         reason = result.describe_failure() if not result.ok else "the function returned no result"
         if result.ok and result.output_truncated:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tools import conf
+from tools.sandbox.seccomp import UnsupportedArchitecture, host_architecture
 
 logger = logging.getLogger("tools.sandbox")
 
@@ -31,7 +32,13 @@ class SandboxStatus:
     degraded: bool
     reason: str = ""
 
+    @property
+    def refused(self) -> bool:
+        """No sandbox runs: every untrusted call is refused."""
+        return self.name == "none"
 
+
+# (the sandbox, or None when untrusted code is refused; its status)
 _chosen: tuple[Any, SandboxStatus] | None = None
 
 
@@ -46,6 +53,10 @@ def _probe_bubblewrap() -> str:
 
     if bwrap_path() is None:
         return "bubblewrap (bwrap) is not installed: apt-get install bubblewrap"
+    try:
+        host_architecture()
+    except UnsupportedArchitecture as exc:
+        return str(exc)
     job = SandboxJob(program="print('ok')", limits=Limits(cpu_seconds=5, wall_seconds=15))
     try:
         result = asyncio.run(BubblewrapSandbox().run(job))
@@ -68,25 +79,41 @@ def _run_probe() -> str:
         return pool.submit(_probe_bubblewrap).result()
 
 
+class SandboxUnavailable(RuntimeError):
+    """No sandbox that may run untrusted code here: the call is refused with this text."""
+
+
+def _refusal(reason: str) -> str:
+    return (
+        f"Untrusted code is refused: no safe sandbox on this server ({reason}). An administrator can "
+        "install bubblewrap, or accept the unsafe sandbox without namespaces with LODESTONE_SANDBOX=rlimit."
+    )
+
+
 def get_sandbox() -> Any:
-    """The sandbox settings ask for. ``auto``: bubblewrap when it works here, otherwise the rlimit
-    sandbox with an ERROR in the log and a warning on the dashboard (never silently)."""
+    """The sandbox settings ask for. ``auto``: bubblewrap when it works here; otherwise untrusted
+    code is refused (``SandboxUnavailable``, logged as an ERROR and shown on the dashboard): the
+    unsafe ``rlimit`` sandbox runs only when an administrator names it."""
     global _chosen
     if _chosen is not None:
+        if _chosen[0] is None:
+            raise SandboxUnavailable(_chosen[1].reason)
         return _chosen[0]
     _load()
     requested = str(conf.get("LODESTONE_SANDBOX"))
     if requested == "disabled":
-        raise RuntimeError("Code execution is disabled (LODESTONE_SANDBOX=disabled).")
+        raise SandboxUnavailable("Code execution is disabled (LODESTONE_SANDBOX=disabled).")
     if requested == "auto":
         reason = _run_probe()
         if reason:
-            logger.error("SANDBOX DEGRADED: %s. Untrusted code runs with rlimits only (no namespaces).", reason)
-            sandbox = _SANDBOXES["rlimit"]()
-            _chosen = (sandbox, SandboxStatus(sandbox.name, sandbox.isolation, requested, True, reason))
-        else:
-            sandbox = _SANDBOXES["bubblewrap"]()
-            _chosen = (sandbox, SandboxStatus(sandbox.name, sandbox.isolation, requested, False))
+            logger.error("SANDBOX UNAVAILABLE: %s. Untrusted code is refused.", reason)
+            _chosen = (
+                None,
+                SandboxStatus("none", "no sandbox: untrusted code is refused", requested, True, _refusal(reason)),
+            )
+            raise SandboxUnavailable(_chosen[1].reason)
+        sandbox = _SANDBOXES["bubblewrap"]()
+        _chosen = (sandbox, SandboxStatus(sandbox.name, sandbox.isolation, requested, False))
         return _chosen[0]
     if requested not in _SANDBOXES:
         raise LookupError(f"Unknown sandbox {requested!r}; known: {', '.join(sorted(_SANDBOXES))}.")
@@ -103,8 +130,10 @@ def sandbox_status() -> SandboxStatus:
     try:
         get_sandbox()
     except Exception as exc:
+        if _chosen is not None:
+            return _chosen[1]
         return SandboxStatus(
-            "none", "no sandbox: untrusted code cannot run", str(conf.get("LODESTONE_SANDBOX")), True, str(exc)
+            "none", "no sandbox: untrusted code is refused", str(conf.get("LODESTONE_SANDBOX")), True, str(exc)
         )
     assert _chosen is not None
     return _chosen[1]
