@@ -143,7 +143,7 @@ def test_an_unsafe_sandbox_chosen_by_the_administrator_is_shown_as_degraded(sett
     settings.LODESTONE_SANDBOX = "rlimit"  # type: ignore[attr-defined]
     reset_sandbox()
     client = Client()
-    client.force_login(staff())
+    client.force_login(staff("view_tool"))
     html = client.get("/tools/").content.decode()
     assert 'role="alert"' in html and "Sandbox degraded" in html and "NO filesystem or network isolation" in html
     reset_sandbox()
