@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, pagination, parsers, renderers, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -39,6 +39,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is not None and isinstance(exc, exceptions.ValidationError) and isinstance(response.data, list):
         response.data = {"detail": response.data}
     return response
+
+
+def not_found(request: HttpRequest) -> JsonResponse:
+    """A path under /api/ that matches no endpoint (``/api/runs/abc/``): a 404 in the API's error
+    shape, not Django's HTML page."""
+    return JsonResponse({"detail": "Not found."}, status=404)
 
 
 # --- Bodies in, bodies out
@@ -192,6 +198,7 @@ __all__ = [
     "StrictFloatField",
     "StrictIntegerField",
     "exception_handler",
+    "not_found",
     "schema_error_responses",
     "status",
 ]

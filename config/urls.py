@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config import api
 from conversations import openai_api
 from conversations.views import monitoring_view
 
@@ -22,4 +23,5 @@ urlpatterns = [
     path("v1/chat/completions", openai_api.chat_completions_view, name="openai-chat-completions"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^api/", api.not_found),  # last: whatever no endpoint above matched
 ]

@@ -83,9 +83,12 @@ class ExperienceListCreateApi(APIView):
     pagination_class = LimitOffsetPagination
 
     class FilterSerializer(serializers.Serializer):
-        agent = serializers.CharField(required=False, help_text="Slug of the agent whose memories to list.")
-        kind = KindField(required=False)
-        text = serializers.CharField(required=False, help_text="Only memories containing this text.")
+        # Empty values mean "no filter", as an empty search box does.
+        agent = serializers.CharField(
+            required=False, allow_blank=True, help_text="Slug of the agent whose memories to list."
+        )
+        kind = KindField(required=False, allow_blank=True)
+        text = serializers.CharField(required=False, allow_blank=True, help_text="Only memories containing this text.")
 
     @extend_schema_serializer(component_name="ExperienceCreate")
     class InputSerializer(serializers.Serializer):

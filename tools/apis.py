@@ -179,7 +179,9 @@ class InvocationListApi(APIView):
     pagination_class = LimitOffsetPagination
 
     class FilterSerializer(serializers.Serializer):
-        tool = serializers.CharField(required=False, help_text="Only the calls of this tool.")
+        tool = serializers.CharField(
+            required=False, allow_blank=True, help_text="Only the calls of this tool (empty: all)."
+        )
 
     @extend_schema(
         operation_id="tools_invocations_list",

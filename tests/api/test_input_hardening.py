@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -180,6 +181,8 @@ def test_memory_text_and_metadata_that_cannot_be_read_back_are_refused(user: Use
 @pytest.mark.usefixtures("own_vector_store")
 def test_a_stored_surrogate_still_lists_and_searches(api: APIClient, user: User, other_user: User) -> None:
     # A shared memory stored before the checks existed: every user's list and search must survive it.
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL's jsonb refuses a lone surrogate itself: such a row cannot exist there.")
     experience = memory_services.experience_store(text="The deploy key rotates monthly.", owner=None)
     Experience.objects.filter(pk=experience.pk).update(metadata={"note": "bad \udc00 data"})
     other = APIClient()
