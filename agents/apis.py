@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from agents import selectors
 from agents.models import Team
-from config.api import LimitOffsetPagination
+from config.rest import LimitOffsetPagination
 
 
 @extend_schema_serializer(component_name="ModelConfigSummary")

@@ -1,6 +1,6 @@
 """Untrusted input, read once and the same way everywhere.
 
-- ``json_loads`` decodes every JSON document a client sends: REST bodies (``config.api.JSONParser``),
+- ``json_loads`` decodes every JSON document a client sends: REST bodies (``config.rest.JSONParser``),
   ``/v1`` requests and socket frames. It refuses, with a readable ``JSONInputError``, what the rest
   of the code cannot live with: nesting deeper than ``JSON_MAX_DEPTH`` (Python's decoder, and later
   every ``json.dumps`` of the value, would hit the recursion limit), NaN and Infinity, and strings

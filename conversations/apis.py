@@ -30,7 +30,7 @@ from rest_framework.views import APIView
 
 from agents import selectors as agent_selectors
 from config import inputs
-from config.api import LimitOffsetPagination, StrictCharField
+from config.rest import LimitOffsetPagination, StrictCharField
 from conversations import selectors, services
 from conversations.models import Conversation, Message, Run
 from conversations.realtime import serialize_message, serialize_run

@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents import selectors as agent_selectors
-from config.api import (
+from config.rest import (
     LimitOffsetPagination,
     StrictBooleanField,
     StrictCharField,

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import LimitOffsetPagination, StrictBooleanField, StrictCharField
+from config.rest import LimitOffsetPagination, StrictBooleanField, StrictCharField
 from tools import selectors, services
 from tools.models import Tool, ToolInvocation
 from tools.runtime import CallContext, invoke

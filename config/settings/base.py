@@ -238,11 +238,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
-    # Input hardening (config/api.py): the only body parser refuses deep nesting, NUL and lone
+    # Input hardening (config/rest.py): the only body parser refuses deep nesting, NUL and lone
     # surrogates; stored text that predates it still renders; limit/offset are bounded integers.
-    "DEFAULT_PARSER_CLASSES": ["config.api.JSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["config.api.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "config.api.LimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": ["config.rest.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["config.rest.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "config.rest.LimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {

@@ -1,5 +1,5 @@
 """Hostile input on the REST API and the pages: a clear 400, never a 500, and nothing stored that
-cannot be read back (config/inputs.py, config/api.py)."""
+cannot be read back (config/inputs.py, config/rest.py, config/api.py)."""
 
 from __future__ import annotations
 
