@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents import selectors
 from agents.models import Team
+from config.rest import LimitOffsetPagination
 
 
 @extend_schema_serializer(component_name="ModelConfigSummary")

@@ -2,11 +2,14 @@ from csp.constants import UNSAFE_INLINE
 from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from config import audit_admin  # noqa: F401 - registers the read-only audit log in the admin
+from config import (
+    api,
+    audit_admin,  # noqa: F401 - registers the read-only audit log in the admin
+)
 from conversations import openai_api
 from conversations.views import monitoring_view
 
@@ -32,4 +35,5 @@ urlpatterns = [
         csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
         name="api-docs",
     ),
+    re_path(r"^api/", api.not_found),  # last: whatever no endpoint above matched
 ]

@@ -22,14 +22,15 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from agents import selectors as agent_selectors
+from config import inputs
 from config.common.permissions import HasPermission
+from config.rest import LimitOffsetPagination, StrictCharField
 from conversations import selectors, services
 from conversations.models import Conversation, Message, Run
 from conversations.realtime import serialize_message, serialize_run
@@ -123,7 +124,7 @@ class ConversationListCreateApi(APIView):
 
     @extend_schema_serializer(component_name="ConversationCreate")
     class InputSerializer(serializers.Serializer):
-        title = serializers.CharField(
+        title = StrictCharField(
             required=False, allow_blank=True, max_length=services.TITLE_MAX, default="", help_text="Optional."
         )
         team = serializers.SlugRelatedField(
@@ -189,7 +190,10 @@ class ConversationDetailApi(APIView):
 class MessageListCreateApi(APIView):
     class FilterSerializer(serializers.Serializer):
         after = serializers.IntegerField(
-            min_value=0, default=0, help_text="Return messages with a seq greater than this (0: from the start)."
+            min_value=0,
+            max_value=inputs.QUERY_INT_MAX,
+            default=0,
+            help_text="Return messages with a seq greater than this (0: from the start).",
         )
         limit = serializers.IntegerField(
             min_value=1,
@@ -207,7 +211,7 @@ class MessageListCreateApi(APIView):
 
     @extend_schema_serializer(component_name="MessagePost")
     class InputSerializer(serializers.Serializer):
-        text = serializers.CharField(
+        text = StrictCharField(
             allow_blank=True,
             trim_whitespace=False,
             help_text="Not empty; at most LODESTONE_MESSAGE_MAX_CHARS characters (32,000 by default).",
@@ -305,9 +309,7 @@ class RunCancelApi(APIView):
 class RunInputApi(APIView):
     @extend_schema_serializer(component_name="RunInput")
     class InputSerializer(serializers.Serializer):
-        text = serializers.CharField(
-            allow_blank=True, trim_whitespace=False, help_text="The answer to the team's question."
-        )
+        text = StrictCharField(allow_blank=True, trim_whitespace=False, help_text="The answer to the team's question.")
 
     @extend_schema_serializer(component_name="RunInputAnswered")
     class OutputSerializer(serializers.Serializer):

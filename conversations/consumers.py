@@ -1,7 +1,12 @@
 """The conversation socket: replays what a client missed, then streams live events.
 
-Connect to ``/ws/conversations/<id>/?after=<seq>`` (``&format=html`` for htmx fragments).
-Clients may send ``{"type": "message.post", "text": ...}``, ``{"type": "input.answer", "text": ...}``
+Connect to ``/ws/conversations/<id>/?after=<seq>`` (``&format=html`` for htmx fragments). A visitor
+who is not logged in, an unknown conversation and another user's are refused at the handshake
+(HTTP 403, indistinguishable on purpose). Each frame from the client is one JSON object, decoded by
+``config.inputs.json_loads``; a frame that is binary, not JSON, too deeply nested or holding a NUL
+or a lone surrogate gets an ``error`` event and the socket stays open. No event sent is larger than
+``realtime.EVENT_MAX_BYTES``: a bigger message arrives cut, marked ``"truncated": true`` (the REST
+API has it whole). Clients may send ``{"type": "message.post", "text": ...}``, ``{"type": "input.answer", "text": ...}``
 (the answer to a run waiting in ``awaiting_input``), ``{"type": "tool.approval", "approval_id": N,
 "approve": true|false}`` (a tool call waiting for the user's approval) and ``{"type": "run.cancel"}``.
 """
@@ -15,10 +20,13 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ValidationError
 
+from config import inputs
 from config.errors import ApplicationError
 from conversations import realtime, rendering, selectors, services
 from conversations.models import Conversation, Run
 
+# Closing before accepting refuses the handshake: Daphne answers HTTP 403 and a browser never sees
+# this code (only in-process test clients do).
 CLOSE_NOT_FOUND = 4404
 
 
@@ -38,11 +46,8 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             # Unknown, or someone else's: indistinguishable on purpose.
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        query = parse_qs(self.scope.get("query_string", b"").decode())
-        try:
-            self.last_seq = max(int(query.get("after", ["0"])[0]), 0)
-        except ValueError:
-            self.last_seq = 0
+        query = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))
+        self.last_seq = inputs.bounded_int(query.get("after", ["0"])[0], minimum=0) or 0
         self.html = query.get("format", ["json"])[0] == "html"
         self.group = realtime.group_name(self.conversation_id)
         # Join first, then replay: anything published meanwhile is deduplicated by seq.
@@ -89,6 +94,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         if message["seq"] <= self.last_seq:
             return
         self.last_seq = message["seq"]
+        message = realtime.capped_message(message)
         event = {"type": realtime.MESSAGE, "message": message}
         if self.html:
             await self.send(text_data=rendering.message_fragment(message))
@@ -99,8 +105,9 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         message = event["message"]
         if message["seq"] > self.last_seq:
             return  # not sent yet: the catch-up sends it as it is now
+        message = realtime.capped_message(message)
         if not self.html:
-            await self.send_json(event)
+            await self.send_json({**event, "message": message})
         elif fragment := rendering.message_update_fragment(message):
             await self.send(text_data=fragment)
 
@@ -119,6 +126,18 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(event)
 
     # --- actions from the client
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        """One JSON object per text frame; anything else is answered with an error, never a close."""
+        if text_data is None:
+            await self._error("Send each action as a JSON text frame, not a binary one.")
+            return
+        try:
+            content = inputs.json_loads(text_data)
+        except inputs.JSONInputError as exc:
+            await self._error(f"Send each action as one JSON object. {exc}")
+            return
+        await self.receive_json(content, **kwargs)
+
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         action = content.get("type") if isinstance(content, dict) else None
         try:
@@ -141,12 +160,6 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self._error(" ".join(exc.messages))
         except ApplicationError as exc:
             await self._error(exc.message)
-
-    async def decode_json(self, text_data: str) -> Any:
-        try:
-            return await super().decode_json(text_data)
-        except ValueError:
-            return None
 
     def _conversation(self) -> Conversation:
         return Conversation.objects.get(pk=self.conversation_id)

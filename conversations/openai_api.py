@@ -27,6 +27,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.views.decorators.csrf import csrf_exempt
 
 from agents.models import Agent, Team
+from config import inputs
 from config.accounts.authentication import ApiKeyRefused, api_key_check
 from config.accounts.limits import rate_hit, rate_setting
 from config.errors import ApplicationError
@@ -161,9 +162,9 @@ def _history(messages: list[Any]) -> tuple[list[tuple[str, str]], str]:
 
 def _parse(request: HttpRequest) -> tuple[str, list[tuple[str, str]], str, bool]:
     try:
-        body = json.loads(request.body or b"{}")
-    except ValueError as exc:
-        raise ValidationError("The body must be JSON.") from exc
+        body = inputs.json_loads(request.body or b"{}")
+    except inputs.JSONInputError as exc:
+        raise ValidationError(f"The body must be JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise ValidationError("The body must be a JSON object.")
     model = body.get("model")

@@ -12,10 +12,12 @@ them to sockets as JSON, or as HTML fragments for the browser chat:
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 if TYPE_CHECKING:
@@ -45,6 +47,49 @@ def serialize_message(message: Message) -> dict[str, Any]:
         "latency_ms": message.latency_ms,
         "created_at": message.created_at.isoformat() if message.created_at else None,
     }
+
+
+# The largest event a socket sends, in bytes of JSON as sent (non-ASCII escaped: up to 12 bytes
+# for one character). Well under the 1 MiB frame limit common WebSocket clients (`websockets`,
+# many proxies) apply: one bigger event would break every reconnect that replays it.
+EVENT_MAX_BYTES = 256 * 1024
+# When a message is over the limit: its content keeps this many characters, each string of its
+# payload the first of these lengths that fits.
+_CAPPED_CONTENT_CHARS = EVENT_MAX_BYTES // 32
+_CAPPED_STRING_CHARS = (2048, 512, 128, 32)
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def _cut_strings(value: Any, limit: int) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[:limit] + "…"
+    if isinstance(value, dict):
+        return {key: _cut_strings(child, limit) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_cut_strings(child, limit) for child in value]
+    return value
+
+
+def capped_message(message: dict[str, Any], *, max_bytes: int = EVENT_MAX_BYTES) -> dict[str, Any]:
+    """``message`` as one socket event may carry it: unchanged when it fits in ``max_bytes``; else
+    with its texts cut and ``"truncated": true``, so the client fetches it whole from
+    ``GET /api/conversations/{id}/messages/?after=<seq - 1>&limit=1``."""
+    if _json_size(message) <= max_bytes - 64:  # room for the event's own envelope
+        return message
+    content = _cut_strings(message.get("content", ""), _CAPPED_CONTENT_CHARS)
+    for limit in _CAPPED_STRING_CHARS:
+        capped = {
+            **message,
+            "content": content,
+            "payload": _cut_strings(message.get("payload"), limit),
+            "truncated": True,
+        }
+        if _json_size(capped) <= max_bytes - 64:
+            return capped
+    return {**message, "content": content, "payload": {}, "truncated": True}
 
 
 def serialize_run(run: Run) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agents.models import Agent, Team
+from config import inputs
 from config.accounts.limits import rate_hit, rate_setting
 from config.errors import ApplicationError
 from conversations import realtime
@@ -80,7 +81,12 @@ def message_append(
     latency_ms: int | None = None,
     team_state: dict[str, Any] | None = None,
 ) -> Message:
-    """Store one message with the next ``seq`` (and the team's state as of that message)."""
+    """Store one message with the next ``seq`` (and the team's state as of that message).
+
+    A model's output is stored, not refused: a NUL or lone surrogate in it becomes U+FFFD, so the
+    message can always be read back and sent (user text was refused earlier with a reason)."""
+    content = inputs.replace_surrogates(content, nul=True)
+    payload = inputs.replace_surrogates(payload, nul=True) if payload else payload
     with transaction.atomic():
         seq = _next_seq(conversation_id, team_state)
         message = Message.objects.create(
@@ -127,6 +133,9 @@ def validate_message_text(text: Any) -> str:
     text = text.strip()
     if not text:
         raise ValidationError({"text": "The message is empty."})
+    # Every path (page, API, socket, /v1, CLI) stores only text it can read back and send again.
+    if problem := inputs.text_problem(text):
+        raise ValidationError({"text": f"The message {problem}."})
     limit = settings.LODESTONE_MESSAGE_MAX_CHARS
     if len(text) > limit:
         raise ValidationError({"text": f"The message is {len(text)} characters long; the limit is {limit}."})

@@ -19,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from config import inputs
 from config.common.permissions import page_permission_required
 from config.errors import ApplicationError
 from conversations import rendering, selectors, services
@@ -37,12 +38,9 @@ def _is_htmx_fragment_request(request: HtmxHttpRequest) -> bool:
 
 
 def _int_param(request: HtmxHttpRequest, name: str, *, minimum: int) -> int | None:
-    """The query parameter as an integer of at least ``minimum``, or None when it is not one."""
-    try:
-        value = int(request.GET.get(name, ""))
-    except ValueError:
-        return None
-    return value if value >= minimum else None
+    """One helper reads a bounded integer query parameter: from ``minimum`` to
+    ``inputs.QUERY_INT_MAX`` (what the database can compare and slice with), or None."""
+    return inputs.bounded_int(request.GET.get(name), minimum=minimum)
 
 
 def _sidebar_page(request: HtmxHttpRequest, offset: int) -> dict[str, Any]:
@@ -145,7 +143,9 @@ def sidebar_more_view(request: HtmxHttpRequest) -> HttpResponse:
     """The next page of the sidebar's conversation list, in place of its "Show more" button."""
     offset = _int_param(request, "offset", minimum=0)
     if offset is None:
-        return HttpResponseBadRequest("Give offset=<n>, a number of conversations to skip.")
+        return HttpResponseBadRequest(
+            f"Give offset=<n>, a number of conversations to skip (0 to {inputs.QUERY_INT_MAX})."
+        )
     return render(request, "conversations/partials/sidebar_items.html", _sidebar_page(request, offset))
 
 
@@ -156,7 +156,7 @@ def conversation_history_view(request: HtmxHttpRequest, conversation_id: int) ->
     conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
     before = _int_param(request, "before", minimum=1)
     if before is None:
-        return HttpResponseBadRequest("Give before=<seq>, a positive message number.")
+        return HttpResponseBadRequest(f"Give before=<seq>, a message number from 1 to {inputs.QUERY_INT_MAX}.")
     return render(request, "conversations/partials/history_page.html", _history_context(conversation, before))
 
 

@@ -13,12 +13,18 @@ from django.contrib.auth.models import User
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents import selectors as agent_selectors
+from config.rest import (
+    LimitOffsetPagination,
+    StrictBooleanField,
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+)
 from memory import selectors, services
 from memory.models import Experience
 
@@ -77,17 +83,20 @@ class ExperienceListCreateApi(APIView):
     pagination_class = LimitOffsetPagination
 
     class FilterSerializer(serializers.Serializer):
-        agent = serializers.CharField(required=False, help_text="Slug of the agent whose memories to list.")
-        kind = KindField(required=False)
-        text = serializers.CharField(required=False, help_text="Only memories containing this text.")
+        # Empty values mean "no filter", as an empty search box does.
+        agent = serializers.CharField(
+            required=False, allow_blank=True, help_text="Slug of the agent whose memories to list."
+        )
+        kind = KindField(required=False, allow_blank=True)
+        text = serializers.CharField(required=False, allow_blank=True, help_text="Only memories containing this text.")
 
     @extend_schema_serializer(component_name="ExperienceCreate")
     class InputSerializer(serializers.Serializer):
-        text = serializers.CharField(
+        text = StrictCharField(
             allow_blank=True, trim_whitespace=False, help_text="Not empty; long texts are embedded in chunks."
         )
         kind = KindField(default=Experience.Kind.EPISODIC)
-        importance = serializers.FloatField(min_value=0, max_value=1, default=0.5)
+        importance = StrictFloatField(min_value=0, max_value=1, default=0.5)
         metadata = serializers.DictField(required=False, default=dict)
         agent = serializers.SlugRelatedField(
             slug_field="slug",
@@ -97,7 +106,7 @@ class ExperienceListCreateApi(APIView):
             default=None,
             error_messages={"does_not_exist": "There is no agent with the slug “{value}”."},
         )
-        shared = serializers.BooleanField(default=False, help_text="Visible to every user (staff only).")
+        shared = StrictBooleanField(default=False, help_text="Visible to every user (staff only).")
 
     @extend_schema(
         operation_id="memory_experiences_list",
@@ -151,9 +160,9 @@ class ExperienceListCreateApi(APIView):
 class ExperienceDetailApi(APIView):
     @extend_schema_serializer(component_name="ExperienceUpdate")
     class InputSerializer(serializers.Serializer):
-        text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+        text = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
         kind = KindField(required=False)
-        importance = serializers.FloatField(min_value=0, max_value=1, required=False)
+        importance = StrictFloatField(min_value=0, max_value=1, required=False)
         metadata = serializers.DictField(required=False)
 
     @extend_schema(
@@ -197,8 +206,8 @@ class ExperienceDetailApi(APIView):
 class MemorySearchApi(APIView):
     @extend_schema_serializer(component_name="MemorySearch")
     class InputSerializer(serializers.Serializer):
-        query = serializers.CharField(help_text="What to look for, in plain words.")
-        k = serializers.IntegerField(min_value=1, max_value=services.K_MAX, default=5)
+        query = StrictCharField(help_text="What to look for, in plain words.")
+        k = StrictIntegerField(min_value=1, max_value=services.K_MAX, default=5)
         filters = serializers.DictField(
             required=False,
             default=dict,

@@ -44,11 +44,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import Agent
+from config import inputs
 from conversations.models import Conversation, Message, Run
 from memory import selectors
 from memory.embeddings import Embedder, get_embedder
 from memory.models import Experience, MirrorOutbox
-from memory.vector import Filter, VectorItem, VectorStore, get_vector_store
+from memory.vector import Filter, VectorFilterError, VectorItem, VectorStore, get_vector_store
+from memory.vector.filters import normalise_filter
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +184,9 @@ def _clean_text(text: Any) -> str:
     text = text.strip()
     if not text:
         raise ValidationError({"text": "The memory is empty."})
+    # Nothing is stored that cannot be read back and sent (UTF-8, PostgreSQL, Firestore).
+    if problem := inputs.text_problem(text):
+        raise ValidationError({"text": f"The memory {problem}."})
     if len(text) > TEXT_MAX_CHARS:
         raise ValidationError({"text": f"The memory is longer than {TEXT_MAX_CHARS} characters."})
     return text
@@ -208,6 +213,8 @@ def _clean_metadata(metadata: Any) -> dict[str, Any]:
         return {}
     if not isinstance(metadata, dict):
         raise ValidationError({"metadata": "Metadata must be a JSON object."})
+    if problem := inputs.value_problem(metadata):
+        raise ValidationError({"metadata": problem})
     return metadata
 
 
@@ -379,26 +386,21 @@ def rank_score(*, similarity: float, recency: float, importance: float, weight: 
 
 
 def _clean_filters(filters: Any) -> Filter:
+    """The caller's filter, checked against the filter language every vector store speaks
+    (``memory.vector.filters``) before any store sees it."""
     if filters is None:
         return {}
     if not isinstance(filters, dict):
         raise ValidationError({"filters": "Filters must be a JSON object."})
-    unknown = sorted(set(filters) - FILTERABLE_FIELDS)
+    unknown = sorted(str(field) for field in set(filters) - FILTERABLE_FIELDS)
     if unknown:
         raise ValidationError(
             {"filters": f"Unknown filter fields: {', '.join(unknown)}; use {', '.join(sorted(FILTERABLE_FIELDS))}."}
         )
-    operators = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"}
-    for field, condition in filters.items():
-        if isinstance(condition, dict):
-            bad = sorted(set(condition) - operators)
-            if bad or not condition:
-                raise ValidationError({"filters": f"Unknown operator for {field}: {', '.join(bad) or 'none given'}."})
-            for op, value in condition.items():
-                if op in {"$in", "$nin"} and not isinstance(value, list):
-                    raise ValidationError({"filters": f"{field}: {op} takes a list."})
-        elif not isinstance(condition, str | int | float | bool):
-            raise ValidationError({"filters": f"{field}: compare with a string, number or boolean."})
+    try:
+        normalise_filter(filters)
+    except VectorFilterError as exc:
+        raise ValidationError({"filters": str(exc)}) from None
     return dict(filters)
 
 
@@ -431,9 +433,12 @@ def experiences_retrieve_similar(
     embedder = _embedder()
     query = _embed(embedder, [context.strip()[: CHUNK_CHARS * 2]])[0]
     # Over-fetch: several chunks may belong to one memory, and the ranking reorders candidates.
-    matches = _store(embedder).query(
-        query, k=min(max(k * 4, 20), 1000), namespace=namespace_for(embedder), filter=vector_filter or None
-    )
+    try:
+        matches = _store(embedder).query(
+            query, k=min(max(k * 4, 20), 1000), namespace=namespace_for(embedder), filter=vector_filter or None
+        )
+    except VectorFilterError as exc:  # a store stricter than the common language: still the caller's filter
+        raise ValidationError({"filters": str(exc)}) from None
     best: dict[int, float] = {}
     for match in matches:
         pk = int(match.metadata.get("experience") or match.id.split(":", 1)[0])

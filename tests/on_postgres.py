@@ -18,7 +18,7 @@ import pytest
 # The suites whose tests touch the database in this process. tests/services and the browser tests
 # start servers of their own (with their own databases); they ran in the SQLite run.
 SUITES = ["tests/conversations", "tests/api", "tests/web", "tests/memory", "tests/tools", "tests/teams"]
-IGNORED = ["tests/teams/test_visual_browser.py"]
+IGNORED = ["tests/teams/test_visual_browser.py", "tests/api/test_schemathesis.py"]
 
 
 def main(extra: list[str]) -> int:

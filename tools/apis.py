@@ -14,11 +14,11 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.rest import LimitOffsetPagination, StrictBooleanField, StrictCharField
 from tools import selectors, services
 from tools.models import Tool, ToolInvocation
 from tools.runtime import CallContext, invoke
@@ -77,7 +77,7 @@ class ToolListCreateApi(APIView):
     @extend_schema_serializer(component_name="ToolCreate")
     class InputSerializer(serializers.Serializer):
         # A field named like Field.source: the stubs cannot know DRF moves declared fields off the class.
-        source = serializers.CharField(  # type: ignore[assignment]
+        source = StrictCharField(  # type: ignore[assignment]
             trim_whitespace=False,
             help_text="Python source with exactly one public, typed function with a docstring.",
         )
@@ -179,7 +179,9 @@ class InvocationListApi(APIView):
     pagination_class = LimitOffsetPagination
 
     class FilterSerializer(serializers.Serializer):
-        tool = serializers.CharField(required=False, help_text="Only the calls of this tool.")
+        tool = serializers.CharField(
+            required=False, allow_blank=True, help_text="Only the calls of this tool (empty: all)."
+        )
 
     @extend_schema(
         operation_id="tools_invocations_list",
@@ -191,8 +193,13 @@ class InvocationListApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         tool = None
-        if filters.validated_data.get("tool"):
-            tool = _visible_tool(request, filters.validated_data["tool"])
+        if name := filters.validated_data.get("tool"):
+            # A filter naming no tool is bad input (400), like an unknown agent on memory lists.
+            tool = selectors.tool_get_visible(user=request.user, name=name)
+            if tool is None:
+                raise serializers.ValidationError(
+                    {"tool": [f"There is no tool named {name[:100]!r} that you may see."]}
+                )
         paginator = self.pagination_class()
         calls = selectors.invocation_list(user=request.user, tool=tool)
         page = paginator.paginate_queryset(calls, request, view=self)
@@ -202,7 +209,7 @@ class InvocationListApi(APIView):
 class ApprovalAnswerApi(APIView):
     @extend_schema_serializer(component_name="ToolApprovalAnswer")
     class InputSerializer(serializers.Serializer):
-        approve = serializers.BooleanField(help_text="true: let the call run; false: deny it (the agent is told).")
+        approve = StrictBooleanField(help_text="true: let the call run; false: deny it (the agent is told).")
 
     @extend_schema_serializer(component_name="ToolApproval")
     class OutputSerializer(serializers.Serializer):

@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from config import inputs
 from config.common.audit import ADDITION, CHANGE, DELETION, audit_record
 from config.common.permissions import user_has_perm
 from tools.models import Tool, ToolGrant, ToolInvocation, ToolVersion
@@ -624,9 +625,10 @@ def tool_test_run(*, tool: Tool, raw_arguments: str, user: AbstractBaseUser) -> 
     if refusal:
         raise PermissionDenied(refusal)
     try:
-        arguments = json.loads(raw_arguments or "{}")
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"The arguments are not JSON: {exc}.") from exc
+        # The one decoder for client JSON: bounded depth, no NUL or lone surrogates.
+        arguments = inputs.json_loads(raw_arguments or "{}")
+    except inputs.JSONInputError as exc:
+        raise ValidationError(f"The arguments are not usable JSON: {exc}") from exc
     outcome = async_to_sync(invoke)(
         selectors.tool_spec(tool), arguments, context=CallContext(user_id=user.pk), check_grant=False
     )

@@ -272,7 +272,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # Input hardening (config/rest.py): the only body parser refuses deep nesting, NUL and lone
+    # surrogates; stored text that predates it still renders; limit/offset are bounded integers.
+    "DEFAULT_PARSER_CLASSES": ["config.rest.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["config.rest.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "config.rest.LimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {
@@ -286,6 +290,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Several models have a field named "kind": name the memory one explicitly.
     "ENUM_NAME_OVERRIDES": {"ExperienceKindEnum": "memory.models.Experience.Kind"},
+    # Every operation's 400/401/404 with the error body, so the schema says what the API answers.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.api.schema_error_responses"],
 }
 
 LOGGING = {

@@ -79,6 +79,10 @@ class VectorStoreError(Exception):
     """Unknown backend, unreachable server, or a dimension that does not match the index."""
 
 
+class VectorFilterError(VectorStoreError):
+    """A metadata filter outside the language above: the caller's mistake, not the store's."""
+
+
 def register_vector_store(name: str) -> Callable[[VectorStoreFactory], VectorStoreFactory]:
     def register(factory: VectorStoreFactory) -> VectorStoreFactory:
         _FACTORIES[name] = factory

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from memory.vector import Filter, Metadata, VectorStoreError
+from memory.vector import Filter, Metadata, VectorFilterError, VectorStoreError
 
 RANGE_OPERATORS = ("$gt", "$gte", "$lt", "$lte")
 OPERATORS = ("$eq", "$ne", "$in", "$nin", *RANGE_OPERATORS)
@@ -40,31 +40,31 @@ def validate_metadata(metadata: Mapping[str, Any]) -> Metadata:
 
 
 def normalise_filter(filter: Filter | None) -> list[tuple[str, str, Any]]:
-    """``[(field, operator, operand), ...]`` (ANDed), or a VectorStoreError naming what is wrong."""
+    """``[(field, operator, operand), ...]`` (ANDed), or a ``VectorFilterError`` naming what is wrong."""
     if not filter:
         return []
     if not isinstance(filter, Mapping):
-        raise VectorStoreError("A filter must be a mapping of field names to conditions.")
+        raise VectorFilterError("A filter must be a mapping of field names to conditions.")
     clauses: list[tuple[str, str, Any]] = []
     for field, condition in filter.items():
         if not isinstance(field, str) or field.startswith("$"):
-            raise VectorStoreError(f"Unsupported filter field {field!r} (top-level operators are not supported).")
+            raise VectorFilterError(f"Unsupported filter field {field!r} (top-level operators are not supported).")
         if not isinstance(condition, Mapping):
             condition = {"$eq": condition}
         if not condition:
-            raise VectorStoreError(f"Empty condition for filter field {field!r}.")
+            raise VectorFilterError(f"Empty condition for filter field {field!r}.")
         for operator, operand in condition.items():
             if operator not in OPERATORS:
-                raise VectorStoreError(f"Unknown filter operator {operator!r}; use one of {', '.join(OPERATORS)}.")
+                raise VectorFilterError(f"Unknown filter operator {operator!r}; use one of {', '.join(OPERATORS)}.")
             if operator in ("$in", "$nin"):
                 if not isinstance(operand, list | tuple) or not all(_scalar(v) for v in operand):
-                    raise VectorStoreError(f"{operator} on {field!r} needs a list of strings, numbers or booleans.")
+                    raise VectorFilterError(f"{operator} on {field!r} needs a list of strings, numbers or booleans.")
                 operand = list(operand)
             elif operator in RANGE_OPERATORS:
                 if not is_number(operand) or not math.isfinite(float(operand)):
-                    raise VectorStoreError(f"{operator} on {field!r} needs a number, got {operand!r}.")
+                    raise VectorFilterError(f"{operator} on {field!r} needs a number, got {operand!r}.")
             elif not _scalar(operand):
-                raise VectorStoreError(f"{operator} on {field!r} needs a string, number or boolean, got {operand!r}.")
+                raise VectorFilterError(f"{operator} on {field!r} needs a string, number or boolean, got {operand!r}.")
             clauses.append((field, operator, operand))
     return clauses
 

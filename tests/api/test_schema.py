@@ -80,3 +80,30 @@ def test_documented_shapes_match_what_the_socket_sends(agent: Agent, user: User)
 
     assert set(MessageOutputSerializer().fields) == set(serialize_message(message))
     assert set(RunOutputSerializer().fields) == set(serialize_run(run))
+
+
+def test_every_operation_documents_the_errors_it_can_answer(client: Client) -> None:
+    paths = yaml.safe_load(client.get("/api/schema/").content)["paths"]
+
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            kinds = {p["in"] for p in operation.get("parameters", [])}
+            assert "401" in responses, (method, path)
+            if "requestBody" in operation or "query" in kinds:
+                assert "400" in responses, (method, path)
+            if "path" in kinds:
+                assert "404" in responses, (method, path)
+            for code, response in responses.items():
+                if code.startswith("4"):  # a JSON body: the error one unless the operation gives its own
+                    assert "schema" in response["content"]["application/json"], (method, path, code)
+            assert responses["401"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    limit = next(p for p in paths["/api/conversations/"]["get"]["parameters"] if p["name"] == "limit")
+    assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+
+
+def test_unknown_api_paths_answer_json(client: Client) -> None:
+    response = client.get("/api/runs/not-a-number/")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}

@@ -124,7 +124,7 @@ async def test_bad_actions_get_clear_errors_and_store_nothing(inline_runner: Inl
     await comm.send_json_to({"type": "message.post", "text": "x" * 11})
     assert "limit is 10" in (await comm.receive_json_from())["error"]
     await comm.send_to(text_data="{not json")
-    assert "Unknown action" in (await comm.receive_json_from())["error"]
+    assert "JSON parse error" in (await comm.receive_json_from())["error"]
     await comm.disconnect()
     assert await Run.objects.filter(conversation=conversation).acount() == 0
 
