@@ -628,7 +628,7 @@ def tool_test_run(*, tool: Tool, raw_arguments: str, user: AbstractBaseUser) -> 
         # The one decoder for client JSON: bounded depth, no NUL or lone surrogates.
         arguments = inputs.json_loads(raw_arguments or "{}")
     except inputs.JSONInputError as exc:
-        raise ValidationError(f"The arguments are not usable JSON: {exc}") from exc
+        raise ValidationError(f"The arguments are not JSON we can use: {exc}") from exc
     outcome = async_to_sync(invoke)(
         selectors.tool_spec(tool), arguments, context=CallContext(user_id=user.pk), check_grant=False
     )

@@ -90,4 +90,6 @@ def test_admin_test_run_uses_the_governed_path_and_records_it(admin_client: Any)
 
     bad = admin_client.post(f"/admin/tools/tool/{calculator.pk}/test/", {"arguments": "{not json"})
     assert bad.status_code == 400 and "not JSON" in bad.content.decode()
+    deep = admin_client.post(f"/admin/tools/tool/{calculator.pk}/test/", {"arguments": "[" * 5000 + "]" * 5000})
+    assert deep.status_code == 400 and "nested more than" in deep.content.decode()
     assert ToolInvocation.objects.filter(tool=calculator).count() == 1
