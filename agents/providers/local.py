@@ -6,13 +6,22 @@ AutoGen's ``LlamaCppChatCompletionClient`` does not stream, so this client does:
 in a worker thread that hands tokens to the event loop through a queue, so the server's loop is
 never blocked. One ``Llama`` instance is loaded per process and model file, and a lock serialises
 generation on it (a llama.cpp context is not thread-safe).
+
+Tool calling (Qwen models, ``tool_calling`` in the catalogue): the tools go into the system prompt
+and the call is parsed out of the reply's text (``tool_calls``); earlier results are folded into
+the conversation as user text, because given back as ``role: tool`` both Qwen models repeat the
+call. While tools are offered, text streams only once it cannot be the start of a call: a reply
+that starts with a call marker is held back whole, and text after a marker in mid-reply is held
+back from the marker on; what turns out not to be a call is sent as one last chunk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import json
 import threading
+import uuid
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -37,7 +46,15 @@ from django.conf import settings
 from pydantic import BaseModel
 
 from agents.providers import ProviderError, register_provider
-from agents.providers.local_models import PackagedModel, check_gguf, model_file, packaged_model
+from agents.providers.local_models import (
+    PackagedModel,
+    catalogue_entry_for,
+    check_gguf,
+    model_file,
+    packaged_model,
+    read_gguf_info,
+)
+from agents.providers.tool_calls import parse_tool_calls, streamable_prefix, tools_prompt
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -101,6 +118,23 @@ def _close_loaded_models() -> None:
     _load.cache_clear()
 
 
+def local_model_tool_calling(model: str = "") -> bool:
+    """Whether the local config's ``model`` may be offered tools: a catalogue model that can, or a
+    GGUF file whose header says it is one."""
+    if not model.endswith(".gguf"):
+        return packaged_model(model or settings.LODESTONE_LOCAL_MODEL).tool_calling
+    entry = catalogue_entry_for(read_gguf_info(Path(model)))
+    return entry is not None and entry.tool_calling
+
+
+def _call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:12]}"
+
+
+def _call_text(call: FunctionCall) -> str:
+    return f"{call.name}({call.arguments})"
+
+
 def _text_of(message: LLMMessage) -> str:
     content: Any = message.content
     if isinstance(content, str):
@@ -118,9 +152,14 @@ def _text_of(message: LLMMessage) -> str:
     return str(content)
 
 
-def to_llama_messages(messages: Sequence[LLMMessage]) -> list[dict[str, str]]:
-    """Plain chat messages; tool traffic and other speakers are folded into text for a small model."""
+def to_llama_messages(messages: Sequence[LLMMessage], *, tools_block: str = "") -> list[dict[str, str]]:
+    """Plain chat messages; tool traffic and other speakers are folded into text for a small model.
+    ``tools_block`` is appended to the (first) system message, or becomes one."""
     converted: list[dict[str, str]] = []
+    calls: dict[str, FunctionCall] = {}
+    for message in messages:
+        if isinstance(message, AssistantMessage) and isinstance(message.content, list):
+            calls.update({item.id: item for item in message.content if isinstance(item, FunctionCall)})
     for message in messages:
         if isinstance(message, SystemMessage):
             converted.append({"role": "system", "content": message.content})
@@ -132,7 +171,17 @@ def to_llama_messages(messages: Sequence[LLMMessage]) -> list[dict[str, str]]:
         elif isinstance(message, AssistantMessage):
             converted.append({"role": "assistant", "content": _text_of(message)})
         elif isinstance(message, FunctionExecutionResultMessage):
-            converted.append({"role": "user", "content": "Tool results:\n" + _text_of(message)})
+            lines = []
+            for result in message.content:
+                call = calls.get(result.call_id)
+                called = _call_text(call) if call is not None else f"{result.name}()"
+                lines.append(f"{'Error from' if result.is_error else 'Result of'} {called}: {result.content}")
+            converted.append({"role": "user", "content": "\n".join(lines)})
+    if tools_block:
+        if converted and converted[0]["role"] == "system":
+            converted[0] = {"role": "system", "content": f"{converted[0]['content']}\n\n{tools_block}"}
+        else:
+            converted.insert(0, {"role": "system", "content": tools_block})
     return converted
 
 
@@ -147,8 +196,12 @@ class LocalChatCompletionClient(ChatCompletionClient):
         max_tokens: int = DEFAULT_MAX_TOKENS,
         temperature: float = 0.7,
         n_threads: int | None = None,
+        tool_calling: bool = False,
+        seed: int | None = None,
     ) -> None:
         self._model_path = model_path
+        self._tool_calling = tool_calling
+        self._seed = seed
         self._n_ctx = n_ctx
         self._n_threads = n_threads
         self._max_tokens = max_tokens
@@ -156,7 +209,11 @@ class LocalChatCompletionClient(ChatCompletionClient):
         self._actual = RequestUsage(prompt_tokens=0, completion_tokens=0)
         self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
         self._model_info = ModelInfo(
-            vision=False, function_calling=False, json_output=False, family=ModelFamily.UNKNOWN, structured_output=False
+            vision=False,
+            function_calling=tool_calling,
+            json_output=False,
+            family=ModelFamily.UNKNOWN,
+            structured_output=False,
         )
 
     @property
@@ -174,6 +231,7 @@ class LocalChatCompletionClient(ChatCompletionClient):
                 stream=True,
                 max_tokens=self._max_tokens,
                 temperature=self._temperature,
+                seed=self._seed,
             )
             for chunk in stream:
                 if stop.is_set():
@@ -200,7 +258,8 @@ class LocalChatCompletionClient(ChatCompletionClient):
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         stop = threading.Event()
-        llama_messages = to_llama_messages(messages)
+        offered = list(tools) if self._tool_calling and tool_choice != "none" else []
+        llama_messages = to_llama_messages(messages, tools_block=tools_prompt(offered) if offered else "")
 
         def produce() -> None:
             try:
@@ -214,13 +273,21 @@ class LocalChatCompletionClient(ChatCompletionClient):
         worker = threading.Thread(target=produce, name="local-llm", daemon=True)
         worker.start()
         parts: list[str] = []
+        shown = 0  # characters of the reply already streamed
         usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
         try:
             while True:
                 kind, value = await queue.get()
                 if kind == "token":
                     parts.append(value)
-                    yield value
+                    if not offered:
+                        yield value
+                        continue
+                    text = "".join(parts)
+                    showable = streamable_prefix(text)
+                    if showable > shown:
+                        yield text[shown:showable]
+                        shown = showable
                 elif kind == "usage":
                     usage = RequestUsage(prompt_tokens=value[0], completion_tokens=value[1])
                 elif kind == "error":
@@ -237,7 +304,26 @@ class LocalChatCompletionClient(ChatCompletionClient):
             prompt_tokens=self._total.prompt_tokens + usage.prompt_tokens,
             completion_tokens=self._total.completion_tokens + usage.completion_tokens,
         )
-        yield CreateResult(finish_reason="stop", content="".join(parts).strip(), usage=usage, cached=False)
+        reply = "".join(parts)
+        if not offered:
+            yield CreateResult(finish_reason="stop", content=reply.strip(), usage=usage, cached=False)
+            return
+        calls, rest = parse_tool_calls(reply, offered)
+        if calls:
+            # Text the model wrote around its calls becomes the thought (AssistantAgent shows it).
+            yield CreateResult(
+                finish_reason="function_calls",
+                content=[
+                    FunctionCall(id=_call_id(), name=call.name, arguments=json.dumps(call.arguments)) for call in calls
+                ],
+                thought=rest or None,
+                usage=usage,
+                cached=False,
+            )
+            return
+        if len(reply) > shown:
+            yield reply[shown:]
+        yield CreateResult(finish_reason="stop", content=reply.strip(), usage=usage, cached=False)
 
     async def create(
         self,
@@ -250,7 +336,9 @@ class LocalChatCompletionClient(ChatCompletionClient):
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
         result: CreateResult | None = None
-        async for item in self.create_stream(messages, cancellation_token=cancellation_token):
+        async for item in self.create_stream(
+            messages, tools=tools, tool_choice=tool_choice, cancellation_token=cancellation_token
+        ):
             if isinstance(item, CreateResult):
                 result = item
         assert result is not None
@@ -263,11 +351,12 @@ class LocalChatCompletionClient(ChatCompletionClient):
         return self._total
 
     def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
-        text = "\n".join(m["content"] for m in to_llama_messages(messages))
+        block = tools_prompt(tools) if self._tool_calling and tools else ""
+        text = "\n".join(m["content"] for m in to_llama_messages(messages, tools_block=block))
         return len(self._model.llama.tokenize(text.encode("utf-8"), add_bos=False))
 
     def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
-        return max(self._n_ctx - self.count_tokens(messages), 0)
+        return max(self._n_ctx - self.count_tokens(messages, tools=tools), 0)
 
     @property
     def capabilities(self) -> ModelCapabilities:
@@ -284,10 +373,13 @@ class LocalChatCompletionClient(ChatCompletionClient):
 @register_provider("local")
 def local_client(config: ModelConfig) -> ChatCompletionClient:
     options = config.options
+    model = config.model.strip()
+    path = local_model_path(model)
     return LocalChatCompletionClient(
-        model_path=str(local_model_path(config.model.strip())),
+        model_path=str(path),
         n_ctx=int(options.get("n_ctx", DEFAULT_CONTEXT)),
         max_tokens=int(options.get("max_tokens", DEFAULT_MAX_TOKENS)),
         temperature=float(options.get("temperature", 0.7)),
         n_threads=options.get("n_threads"),
+        tool_calling=local_model_tool_calling(model),
     )

@@ -53,6 +53,9 @@ class PackagedModel:
     sha256: str
     licence: str
     author: str
+    # Whether its chat template takes tools, so the provider may offer them (tool_calls.py parses
+    # the calls out of the reply). SmolLM2's template drops them and the model invents results.
+    tool_calling: bool = False
 
     @property
     def joined(self) -> bool:
@@ -81,6 +84,7 @@ MODELS: dict[str, PackagedModel] = {
             sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             licence="Apache-2.0",
             author="Hugging Face",
+            tool_calling=False,
         ),
         PackagedModel(
             key="qwen2.5-coder-0.5b",
@@ -92,6 +96,7 @@ MODELS: dict[str, PackagedModel] = {
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             licence="Apache-2.0",
             author="the Qwen team (Alibaba Cloud)",
+            tool_calling=True,
         ),
         PackagedModel(
             key="qwen2.5-coder-1.5b",
@@ -103,6 +108,7 @@ MODELS: dict[str, PackagedModel] = {
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             licence="Apache-2.0",
             author="the Qwen team (Alibaba Cloud)",
+            tool_calling=True,
         ),
     )
 }
@@ -442,6 +448,14 @@ def read_gguf_info(path: Path) -> GgufInfo:
 
 def _normalised(name: str) -> str:
     return re.sub(r"[\s_-]+", " ", name.lower())
+
+
+def catalogue_entry_for(info: GgufInfo) -> PackagedModel | None:
+    """The catalogue model a GGUF file (one an admin named by path, say) is, judged by its header."""
+    for model in MODELS.values():
+        if info.architecture == model.architecture and model.name_contains in _normalised(info.name):
+            return model
+    return None
 
 
 def check_gguf(path: Path, expected: PackagedModel | None = None) -> GgufInfo:
