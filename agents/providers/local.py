@@ -382,4 +382,5 @@ def local_client(config: ModelConfig) -> ChatCompletionClient:
         temperature=float(options.get("temperature", 0.7)),
         n_threads=options.get("n_threads"),
         tool_calling=local_model_tool_calling(model),
+        seed=int(options["seed"]) if options.get("seed") is not None else None,
     )

@@ -12,10 +12,11 @@ from autogen_core.models import (
     AssistantMessage,
     FunctionExecutionResult,
     FunctionExecutionResultMessage,
+    LLMMessage,
     SystemMessage,
     UserMessage,
 )
-from autogen_core.tools import FunctionTool, ToolSchema
+from autogen_core.tools import FunctionTool, Tool, ToolSchema
 
 from agents.providers.local import to_llama_messages
 from agents.providers.tool_calls import ParsedCall, parse_tool_calls, streamable_prefix, tools_prompt
@@ -37,7 +38,7 @@ WEATHER: ToolSchema = {
         "additionalProperties": False,
     },
 }
-TOOLS = [CALCULATOR, WEATHER]
+TOOLS: list[Tool | ToolSchema] = [CALCULATOR, WEATHER]
 
 
 def calc(expression: str) -> ParsedCall:
@@ -213,7 +214,7 @@ def test_prose_streams_up_to_a_marker_or_a_possible_start_of_one() -> None:
 
 def test_tool_results_are_folded_into_user_text_and_the_tools_block_joins_the_system_prompt() -> None:
     call = FunctionCall(id="call_1", name="calculator", arguments='{"expression": "17 * 23"}')
-    messages = [
+    messages: list[LLMMessage] = [
         SystemMessage(content="You are a helpful assistant."),
         UserMessage(content="What is 17 * 23?", source="user"),
         AssistantMessage(content=[call], source="assistant"),
