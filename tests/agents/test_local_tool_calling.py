@@ -119,3 +119,33 @@ async def test_an_assistant_agent_on_qwen_05b_calls_the_calculator_and_answers_w
     chunks = [e.content for e in events if isinstance(e, ModelClientStreamingChunkEvent)]
     assert "".join(chunks).strip() == final.content
     assert '"name"' not in "".join(chunks)
+
+
+@pytest.mark.localmodel
+async def test_with_the_calculator_offered_qwen_05b_answers_a_plain_question_directly_and_streams_it(
+    tmp_path: Path, settings: Any
+) -> None:
+    _require_part_packages(QWEN_05B)
+    settings.LODESTONE_MODEL_DIR = tmp_path / "models"
+    client = local.local_client(
+        local_config("qwen2.5-coder-0.5b", n_ctx=1024, max_tokens=32, temperature=0, seed=7, n_threads=2)
+    )
+
+    def calculator(expression: str) -> str:
+        """Evaluate an arithmetic expression such as 2 + 3 * 4."""
+        raise AssertionError("the calculator was called for a question about geography")
+
+    agent = AssistantAgent(
+        "assistant",
+        model_client=client,
+        tools=[FunctionTool(calculator, description="Evaluate an arithmetic expression.")],
+        system_message="You are a helpful assistant.",
+        model_client_stream=True,
+    )
+    events: list[Any] = [item async for item in agent.run_stream(task="What is the capital of France?")]
+
+    assert not [e for e in events if isinstance(e, ToolCallRequestEvent)]
+    final = events[-1].messages[-1]
+    assert isinstance(final, TextMessage) and "Paris" in final.content
+    chunks = [e.content for e in events if isinstance(e, ModelClientStreamingChunkEvent)]
+    assert len(chunks) > 1 and "".join(chunks).strip() == final.content
