@@ -35,6 +35,7 @@ from django.db import close_old_connections
 
 from agents.factory import USER_PROXY_PRESET, TeamSpec, build_team, spec_for_agent, spec_for_team
 from agents.models import Agent, Team
+from agents.providers.model_queue import model_wait_scope
 from conversations import manager, realtime, services
 from conversations.models import Message, Run
 
@@ -167,8 +168,8 @@ async def _watch(run_id: int, token: CancellationToken) -> None:
             await heartbeat(run_id=run_id)
 
 
-async def _publish_run(run: Run) -> None:
-    await realtime.publish(run.conversation_id, realtime.run_event(run))
+async def _publish_run(run: Run, *, waiting_for_model: int = 0) -> None:
+    await realtime.publish(run.conversation_id, realtime.run_event(run, waiting_for_model=waiting_for_model))
 
 
 async def execute_run(run_id: int) -> None:
@@ -351,8 +352,13 @@ async def _stream(context: RunContext, token: CancellationToken) -> str:
     from tools.runtime import CallContext, call_scope
 
     calls = CallContext(run_id=context.run_id, conversation_id=context.conversation_id, user_id=context.spec.owner_id)
-    # Who is calling: for the memory tools, and for tool grants, approvals and invocation records.
-    with memory_scope(scope), call_scope(calls):
+
+    async def waiting_for_model(position: int) -> None:
+        await _publish_run(await Run.objects.aget(pk=context.run_id), waiting_for_model=position)
+
+    # Who is calling: for the memory tools, for tool grants, approvals and invocation records, and
+    # for the local model's queue (one lane per user: nobody's ten runs starve another's one).
+    with memory_scope(scope), call_scope(calls), model_wait_scope(f"user:{context.spec.owner_id}", waiting_for_model):
         stop_reason = await _consume(context, team, token)
     # Saved only when the team completed: after an error AutoGen keeps the failed turn's input in
     # the agent's buffer, and saving that would repeat it in the next prompt. A failed or cancelled

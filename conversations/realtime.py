@@ -116,8 +116,12 @@ def message_update_event(message: Message) -> dict[str, Any]:
     return {"type": MESSAGE_UPDATE, "message": serialize_message(message)}
 
 
-def run_event(run: Run) -> dict[str, Any]:
-    return {"type": RUN, "run": serialize_run(run)}
+def run_event(run: Run, *, waiting_for_model: int = 0) -> dict[str, Any]:
+    """``waiting_for_model``: the run's place in the local model's queue (1 = next), while it waits."""
+    serialized = serialize_run(run)
+    if waiting_for_model:
+        serialized["waiting_for_model"] = waiting_for_model
+    return {"type": RUN, "run": serialized}
 
 
 def chunk_event(*, run_id: int, source: str, name: str, text: str) -> dict[str, Any]:

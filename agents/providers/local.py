@@ -4,8 +4,10 @@ from and checks it), or any GGUF file a model config names by path.
 
 AutoGen's ``LlamaCppChatCompletionClient`` does not stream, so this client does: generation runs
 in a worker thread that hands tokens to the event loop through a queue, so the server's loop is
-never blocked. One ``Llama`` instance is loaded per process and model file, and a lock serialises
-generation on it (a llama.cpp context is not thread-safe).
+never blocked. One ``Llama`` instance is loaded per process and model file; generations take turns
+from one fair queue per process (``model_queue``: round-robin between users, a waiting run told its
+place and cancellable), and each agent's processed prompt prefix is kept (``prefix_cache``), so a
+team's turns and a follow-up message process only what is new.
 
 Tool calling (Qwen models, ``tool_calling`` in the catalogue): the tools go into the system prompt
 and the call is parsed out of the reply's text (``tool_calls``); earlier results are folded into
@@ -54,11 +56,11 @@ from agents.providers.local_models import (
     packaged_model,
     read_gguf_info,
 )
+from agents.providers.model_queue import LOCAL_MODEL_QUEUE
+from agents.providers.prefix_cache import PrefixCachingLlama, PrefixStateCache
 from agents.providers.tool_calls import parse_tool_calls, streamable_prefix, tools_prompt
 
 if TYPE_CHECKING:
-    from llama_cpp import Llama
-
     from agents.models import ModelConfig
 
 DEFAULT_MAX_TOKENS = 256
@@ -87,33 +89,33 @@ def _checked(path: str, size: int, mtime_ns: int, expected: PackagedModel | None
     check_gguf(Path(path), expected)
 
 
-class _LoadedModel:
-    def __init__(self, llama: Llama):
-        self.llama = llama
-        self.lock = threading.Lock()
-
-
-_LOADED: list[_LoadedModel] = []
+_LOADED: list[PrefixCachingLlama] = []
 
 
 @lru_cache(maxsize=4)
-def _load(path: str, n_ctx: int, n_threads: int | None) -> _LoadedModel:
-    from llama_cpp import Llama
-
+def _load(path: str, n_ctx: int, n_threads: int | None) -> PrefixCachingLlama:
     try:
-        llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+        llama = PrefixCachingLlama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
     except ValueError as exc:  # llama.cpp refused the file after all (an unsupported architecture...)
         raise ProviderError(f"llama.cpp could not load {path}: {exc}") from exc
-    loaded = _LoadedModel(llama)
-    _LOADED.append(loaded)
-    return loaded
+    llama.use_prefix_cache(PrefixStateCache(settings.LODESTONE_LOCAL_PREFIX_CACHE_MB * 1024 * 1024))
+    _LOADED.append(llama)
+    return llama
+
+
+def local_model_stats() -> dict[str, Any]:
+    """For the monitoring page and the benchmarks: the queue, and each loaded model's prompt cache."""
+    return {
+        "queue": LOCAL_MODEL_QUEUE.snapshot(),
+        "models": [{"path": llama.model_path, **llama.prefix_cache.snapshot()} for llama in _LOADED],
+    }
 
 
 @atexit.register
 def _close_loaded_models() -> None:
     # Free llama.cpp models before interpreter teardown, when its C bindings are already gone.
-    for loaded in _LOADED:
-        loaded.llama.close()
+    for llama in _LOADED:
+        llama.close()
     _LOADED.clear()
     _load.cache_clear()
 
@@ -217,33 +219,30 @@ class LocalChatCompletionClient(ChatCompletionClient):
         )
 
     @property
-    def _model(self) -> _LoadedModel:
+    def _model(self) -> PrefixCachingLlama:
         return _load(self._model_path, self._n_ctx, self._n_threads)
 
     def _generate(self, messages: list[dict[str, str]], stop: threading.Event) -> Iterator[tuple[str, Any]]:
-        """Runs in a worker thread: yields ("token", text) then ("usage", (prompt, completion))."""
-        model = self._model
-        with model.lock:
-            prompt_tokens = 0
-            completion_tokens = 0
-            stream = model.llama.create_chat_completion(
-                messages=messages,  # type: ignore[arg-type]
-                stream=True,
-                max_tokens=self._max_tokens,
-                temperature=self._temperature,
-                seed=self._seed,
-            )
-            for chunk in stream:
-                if stop.is_set():
-                    break
-                delta = chunk["choices"][0].get("delta", {})  # type: ignore[index,union-attr]
-                text = delta.get("content") if isinstance(delta, dict) else None
-                if text:
-                    completion_tokens += 1
-                    yield "token", text
-            prompt_text = "\n".join(m["content"] for m in messages)
-            prompt_tokens = len(model.llama.tokenize(prompt_text.encode("utf-8"), add_bos=False))
-            yield "usage", (prompt_tokens, completion_tokens)
+        """Runs in a worker thread, holding the model's turn: yields ("token", text) then ("usage",
+        (prompt, completion))."""
+        llama = self._model
+        completion_tokens = 0
+        stream = llama.create_chat_completion(
+            messages=messages,  # type: ignore[arg-type]
+            stream=True,
+            max_tokens=self._max_tokens,
+            temperature=self._temperature,
+            seed=self._seed,
+        )
+        for chunk in stream:
+            if stop.is_set():
+                break
+            delta = chunk["choices"][0].get("delta", {})  # type: ignore[index,union-attr]
+            text = delta.get("content") if isinstance(delta, dict) else None
+            if text:
+                completion_tokens += 1
+                yield "token", text
+        yield "usage", (llama.last_prompt_tokens, completion_tokens)
 
     async def create_stream(
         self,
@@ -261,6 +260,9 @@ class LocalChatCompletionClient(ChatCompletionClient):
         offered = list(tools) if self._tool_calling and tool_choice != "none" else []
         llama_messages = to_llama_messages(messages, tools_block=tools_prompt(offered) if offered else "")
 
+        # Our turn on the model; waiting runs are told their place (model_queue) and can be cancelled.
+        turn = await LOCAL_MODEL_QUEUE.acquire(cancellation_token=cancellation_token)
+
         def produce() -> None:
             try:
                 for item in self._generate(llama_messages, stop):
@@ -268,10 +270,16 @@ class LocalChatCompletionClient(ChatCompletionClient):
             except Exception as exc:  # handed to the consumer, which raises it in the run
                 loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
             finally:
+                # Only once the thread is done with the model does the next run get it.
+                LOCAL_MODEL_QUEUE.release(turn)
                 loop.call_soon_threadsafe(queue.put_nowait, ("done", None))
 
         worker = threading.Thread(target=produce, name="local-llm", daemon=True)
-        worker.start()
+        try:
+            worker.start()
+        except BaseException:
+            LOCAL_MODEL_QUEUE.release(turn)
+            raise
         parts: list[str] = []
         shown = 0  # characters of the reply already streamed
         usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
@@ -353,7 +361,7 @@ class LocalChatCompletionClient(ChatCompletionClient):
     def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
         block = tools_prompt(tools) if self._tool_calling and tools else ""
         text = "\n".join(m["content"] for m in to_llama_messages(messages, tools_block=block))
-        return len(self._model.llama.tokenize(text.encode("utf-8"), add_bos=False))
+        return len(self._model.tokenize(text.encode("utf-8"), add_bos=False))
 
     def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
         return max(self._n_ctx - self.count_tokens(messages, tools=tools), 0)

