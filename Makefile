@@ -120,6 +120,7 @@ bench: setup
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/sandbox.py
+	$(BIN)/python bench/latency.py
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles .mypy_cache .ruff_cache .pytest_cache
