@@ -90,6 +90,7 @@ def measure(model: str, conversations: int, follow_ups: int, max_tokens: int) ->
         return User.objects.create_user("bench", password="bench-password-1"), agent
 
     async def ask(socket: WebsocketCommunicator, conversation: Any, user: User, text: str) -> dict[str, float]:
+        """Post ``text``; seconds to the first chunk and to the run's end, tokens, tool calls."""
         posted = time.perf_counter()
         await sync_to_async(services.message_post)(conversation=conversation, user=user, text=text)
         first = 0.0
@@ -100,14 +101,13 @@ def measure(model: str, conversations: int, follow_ups: int, max_tokens: int) ->
             if event["type"] == "conversation.run" and event["run"]["status"] not in ("queued", "running"):
                 assert event["run"]["status"] == "completed", event["run"]
                 total = time.perf_counter() - posted
-                kinds = await sync_to_async(list)(
-                    Message.objects.filter(run_id=event["run"]["id"]).order_by("seq").values_list("type", flat=True)
-                )
+                run_messages = Message.objects.filter(run_id=event["run"]["id"], type=Message.Type.TOOL_CALL)
+                tool_calls = await run_messages.acount()
                 return {
                     "first": first or total,
                     "total": total,
                     "completion_tokens": event["run"]["completion_tokens"],
-                    "tool_calls": kinds.count("tool_call"),
+                    "tool_calls": tool_calls,
                 }
 
     async def run() -> dict[str, Any]:
@@ -129,7 +129,10 @@ def measure(model: str, conversations: int, follow_ups: int, max_tokens: int) ->
         local = model_client_for(agent.model_config)
         local.count_tokens([])  # loads the model: not part of what is timed
         load_s = time.perf_counter() - loaded
-        new, follow, rates, calls = [], [], [], 0
+        new: list[float] = []
+        follow: list[float] = []
+        rates: list[float] = []
+        calls = 0
         for index in range(conversations):
             first_question, later = QUESTIONS[index % len(QUESTIONS)]
             conversation = await sync_to_async(services.conversation_create)(owner=user, agent=agent)
@@ -139,7 +142,7 @@ def measure(model: str, conversations: int, follow_ups: int, max_tokens: int) ->
             for turn, text in enumerate([first_question, *later[:follow_ups]]):
                 timing = await ask(socket, conversation, user, text)
                 (new if turn == 0 else follow).append(timing["first"])
-                calls += timing["tool_calls"]
+                calls += int(timing["tool_calls"])
                 print(text, json.dumps(timing), file=sys.stderr, flush=True)
                 generating = timing["total"] - timing["first"]
                 if timing["completion_tokens"] > 4 and generating > 0:
