@@ -65,7 +65,7 @@ def measure(model: str, conversations: int, follow_ups: int, max_tokens: int) ->
 
     from agents import services as agent_services
     from agents.models import ModelConfig
-    from agents.providers.local import local_model_stats
+    from agents.providers.model_queue import local_model_stats
     from config.asgi import application
     from conversations import services
     from conversations.models import Message

@@ -15,6 +15,7 @@ from django.db.models import Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from agents.providers.model_queue import local_model_stats
 from conversations.models import Message, Run
 from conversations.usage import parse_cost
 
@@ -225,4 +226,5 @@ def snapshot(*, period: str) -> dict[str, Any]:
         "memory": memory_health(),
         "tools": tool_summary(since=since),
         "system": system_facts(),
+        "local_model": local_model_stats(),
     }

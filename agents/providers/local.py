@@ -56,7 +56,7 @@ from agents.providers.local_models import (
     packaged_model,
     read_gguf_info,
 )
-from agents.providers.model_queue import LOCAL_MODEL_QUEUE
+from agents.providers.model_queue import LOCAL_MODEL_QUEUE, report_cache
 from agents.providers.prefix_cache import PrefixCachingLlama, PrefixStateCache
 from agents.providers.tool_calls import parse_tool_calls, streamable_prefix, tools_prompt
 
@@ -99,16 +99,9 @@ def _load(path: str, n_ctx: int, n_threads: int | None) -> PrefixCachingLlama:
     except ValueError as exc:  # llama.cpp refused the file after all (an unsupported architecture...)
         raise ProviderError(f"llama.cpp could not load {path}: {exc}") from exc
     llama.use_prefix_cache(PrefixStateCache(settings.LODESTONE_LOCAL_PREFIX_CACHE_MB * 1024 * 1024))
+    report_cache(path, llama.prefix_cache.snapshot)
     _LOADED.append(llama)
     return llama
-
-
-def local_model_stats() -> dict[str, Any]:
-    """For the monitoring page and the benchmarks: the queue, and each loaded model's prompt cache."""
-    return {
-        "queue": LOCAL_MODEL_QUEUE.snapshot(),
-        "models": [{"path": llama.model_path, **llama.prefix_cache.snapshot()} for llama in _LOADED],
-    }
 
 
 @atexit.register

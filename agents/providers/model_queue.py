@@ -23,6 +23,7 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from autogen_core import CancellationToken
@@ -170,3 +171,20 @@ class FairQueue:
 
 # One queue per process: every local model shares the same two cores.
 LOCAL_MODEL_QUEUE = FairQueue()
+
+
+# The prompt caches of the models this process loaded (local.py registers them), for reports.
+_CACHE_REPORTS: dict[str, Callable[[], dict[str, Any]]] = {}
+
+
+def report_cache(model_path: str, snapshot: Callable[[], dict[str, Any]]) -> None:
+    _CACHE_REPORTS[model_path] = snapshot
+
+
+def local_model_stats() -> dict[str, Any]:
+    """For the monitoring page and the benchmarks, in this process: the queue, and each loaded
+    model's prompt cache (hit rate = prompt tokens not processed again)."""
+    return {
+        "queue": LOCAL_MODEL_QUEUE.snapshot(),
+        "models": [{"model": Path(path).name, **snapshot()} for path, snapshot in _CACHE_REPORTS.items()],
+    }

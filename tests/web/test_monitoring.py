@@ -196,3 +196,19 @@ def test_check_passes_when_all_is_well() -> None:
     out = io.StringIO()
     call_command("monitoring", "--check", stdout=out)
     assert "Runs in the last 24h: 0" in out.getvalue()
+
+
+def test_the_board_shows_the_local_model_queue_and_prompt_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agents.providers import model_queue
+
+    monkeypatch.setattr(model_queue, "_CACHE_REPORTS", {})
+    model_queue.report_cache(
+        "/models/Qwen2.5-Coder-1.5B.gguf",
+        lambda: {"generations": 4, "prompt_tokens": 1000, "reused_tokens": 750, "states": 3, "bytes": 3 * 1048576},
+    )
+    client = Client()
+    client.force_login(staff())
+    page = client.get("/monitoring/").content.decode()
+    assert "Local model queue" in page and "0 waiting" in page
+    assert "<code>Qwen2.5-Coder-1.5B.gguf</code>: 75% of prompt tokens reused over 4 generations" in page
+    assert "3 kept states (3 MiB)" in page
