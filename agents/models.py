@@ -23,7 +23,7 @@ def validate_starter_prompts(value: Any) -> None:
         raise ValidationError(f"A starter prompt has at most {MAX_STARTER_PROMPT_CHARS} characters.")
 
 
-STARTER_PROMPTS_HELP = 'Offered on the new-conversation page, e.g. ["What is 4817 × 2293?"].'
+STARTER_PROMPTS_HELP = 'Offered on the new-conversation page, e.g. ["What time is it in Tokyo?"].'
 
 agent_name_validator = RegexValidator(
     r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
