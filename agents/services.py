@@ -157,9 +157,9 @@ def local_model_config_ensure() -> ModelConfig:
 DEMO_TOOLS = ("calculator", "current_time", "memory_search", "memory_store", "python_exec")
 
 ASSISTANT_PROMPT = (
-    "You are a helpful assistant. Use a tool when it helps: calculator for arithmetic, python_exec to run "
-    "Python, current_time for the date and time, memory_store to remember what the user tells you about "
-    "themselves, memory_search to look up what you were told before. Then answer in one or two sentences."
+    "You are a helpful assistant. For arithmetic, call calculator. To run Python, call python_exec. For the "
+    "date or time, call current_time. When the user tells you something about themselves, call memory_store "
+    "with it. When you are given memories, answer from them. Otherwise answer directly, in one or two sentences."
 )
 # The same assistant on a model that cannot call tools (smollm2-135m): a prompt about tools it
 # does not get would only make it pretend to call them.
