@@ -271,9 +271,9 @@ def demo_seed() -> dict[str, Any]:
     writer = _demo_agent(
         slug="writer",
         name="Writer",
-        description="Writes the final answer from the researcher's facts, in one short paragraph.",
+        description="Writes the final answer from the researcher's facts.",
         system_message=WRITER_PROMPT,
-        capabilities=["writing", "draft", "paragraph", "text"],
+        capabilities=["writing", "draft", "text"],
         model_config=config,
         starter_prompts=["Write a two-sentence welcome for a new colleague."],
     )
@@ -317,10 +317,8 @@ def demo_seed() -> dict[str, Any]:
         stop_word="",
         selector_prompt=SELECTOR_PROMPT,
         allow_repeated_speaker=False,
-        starter_prompts=[
-            "Write a short paragraph on why the sky is blue.",
-            "Explain how a vaccine trains the immune system.",
-        ],
+        # Questions rather than "write ..." requests: capability routing then starts with the researcher.
+        starter_prompts=["Why is the sky blue?", "How does a vaccine train the immune system?"],
     )
     pair = _demo_team(
         slug="code-pair",
