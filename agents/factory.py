@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ from agents.providers import model_client_for
 from tools.code_executor import CODE_EXECUTOR_PRESET, build_code_executor_agent
 from tools.runtime import ToolSpec, governed_tools
 from tools.selectors import granted_tool_specs
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_SYSTEM_MESSAGE = "You are a helpful assistant. Answer clearly and concisely."
 # AutoGen's own default selector prompt (fields: {roles}, {participants}, {history}).
@@ -128,6 +131,15 @@ def build_agent(
     if context_messages:
         # Small local models have small windows: keep only the most recent messages.
         context = BufferedChatCompletionContext(buffer_size=int(context_messages))
+    model_client = model_client_for(config)
+    if tool_specs and not model_client.model_info.get("function_calling", False):
+        # AutoGen refuses tools on such a model (ValueError): the agent answers without them.
+        logger.warning(
+            "%s: %s",
+            agent.slug,
+            tools_not_offered_note(config, [spec.name for spec in tool_specs]),
+        )
+        tool_specs = []
     # Each tool wrapped: grant re-checked, arguments validated, timeout, ToolInvocation recorded.
     tools: list[BaseTool[Any, Any] | Callable[..., Any] | Callable[..., Awaitable[Any]]] = list(
         governed_tools(tool_specs)
@@ -136,13 +148,26 @@ def build_agent(
         name=agent.slug,
         description=agent.description,
         system_message=agent.system_message or DEFAULT_SYSTEM_MESSAGE,
-        model_client=model_client_for(config),
+        model_client=model_client,
         tools=tools or None,
         reflect_on_tool_use=bool(tools),
         model_client_stream=True,
         model_context=context,
         handoffs=list(handoffs) if handoffs else None,
         memory=_memory(agent, owner_id),
+    )
+
+
+def model_calls_tools(config: ModelConfig) -> bool:
+    """Whether agents on ``config`` are offered their tools: its client's ``function_calling``."""
+    return bool(model_client_for(config).model_info.get("function_calling", False))
+
+
+def tools_not_offered_note(config: ModelConfig, tool_names: list[str]) -> str:
+    """What to tell people when an agent's granted tools are not offered, because of its model."""
+    return (
+        f"its tools ({', '.join(tool_names)}) are not offered: the model of {config.name!r} cannot call tools. "
+        "A local Qwen model can (LODESTONE_LOCAL_MODEL=qwen2.5-coder-0.5b or qwen2.5-coder-1.5b)."
     )
 
 

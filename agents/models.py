@@ -9,6 +9,22 @@ from django.db import models
 from agents import crypto
 
 # AutoGen agent names must be valid Python identifiers; slugs double as those names.
+MAX_STARTER_PROMPTS = 8
+MAX_STARTER_PROMPT_CHARS = 500
+
+
+def validate_starter_prompts(value: Any) -> None:
+    """A short list of short, non-empty strings: what the new-conversation page offers to send."""
+    if not isinstance(value, list) or not all(isinstance(p, str) and p.strip() for p in value):
+        raise ValidationError("Starter prompts must be a list of non-empty strings.")
+    if len(value) > MAX_STARTER_PROMPTS:
+        raise ValidationError(f"At most {MAX_STARTER_PROMPTS} starter prompts.")
+    if any(len(p) > MAX_STARTER_PROMPT_CHARS for p in value):
+        raise ValidationError(f"A starter prompt has at most {MAX_STARTER_PROMPT_CHARS} characters.")
+
+
+STARTER_PROMPTS_HELP = 'Offered on the new-conversation page, e.g. ["What time is it in Tokyo?"].'
+
 agent_name_validator = RegexValidator(
     r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
     "Use letters, digits and underscores, starting with a letter (AutoGen agent names are identifiers).",
@@ -19,7 +35,8 @@ class ModelConfig(models.Model):
     """A language model Lodestone can talk to, turned into an AutoGen ChatCompletionClient."""
 
     class Provider(models.TextChoices):
-        LOCAL = "local", "Local (llama.cpp, bundled SmolLM2-135M)"
+        # The model itself is the config's ``model``, or LODESTONE_LOCAL_MODEL when that is empty.
+        LOCAL = "local", "Local (llama.cpp)"
         OPENAI = "openai", "OpenAI"
         OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible endpoint"
         REPLAY = "replay", "Replay (scripted responses)"
@@ -86,6 +103,9 @@ class Agent(models.Model):
         default=list, blank=True, help_text='Swarm teams: slugs of agents (or "user") this agent may hand off to.'
     )
     preset = models.CharField(max_length=32, blank=True, help_text="The preset this agent was created from, if any.")
+    starter_prompts = models.JSONField(
+        default=list, blank=True, validators=[validate_starter_prompts], help_text=STARTER_PROMPTS_HELP
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -140,6 +160,9 @@ class Team(models.Model):
         on_delete=models.PROTECT,
         related_name="orchestrated_teams",
         help_text="Selector and Magentic-One teams: the model that picks speakers or plans.",
+    )
+    starter_prompts = models.JSONField(
+        default=list, blank=True, validators=[validate_starter_prompts], help_text=STARTER_PROMPTS_HELP
     )
     participants: models.ManyToManyField[Agent, TeamMember] = models.ManyToManyField(
         Agent, through="TeamMember", related_name="teams"

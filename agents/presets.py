@@ -11,7 +11,7 @@ from django.db import transaction
 
 from agents.factory import USER_PROXY_PRESET
 from agents.models import Agent, ModelConfig
-from agents.services import LOCAL_MODEL_NAME, agent_create
+from agents.services import agent_create, local_model_config_ensure
 
 
 @dataclass(frozen=True)
@@ -85,16 +85,11 @@ def preset_get(key: str) -> Preset:
 
 @transaction.atomic
 def presets_seed(*, model_config: ModelConfig | None = None) -> list[tuple[Agent, bool]]:
-    """One agent per preset (slug = preset key), on ``model_config`` or the bundled local model.
-    Returns ``(agent, created)`` pairs; existing rows are left as they are."""
+    """One agent per preset (slug = preset key), on ``model_config`` or the local config of the
+    configured local model (``LODESTONE_LOCAL_MODEL``). Returns ``(agent, created)`` pairs; existing
+    rows are left as they are."""
     if model_config is None:
-        model_config, _ = ModelConfig.objects.get_or_create(
-            name=LOCAL_MODEL_NAME,
-            defaults={
-                "provider": ModelConfig.Provider.LOCAL,
-                "options": {"max_tokens": 200, "temperature": 0.6, "context_messages": 6},
-            },
-        )
+        model_config = local_model_config_ensure()
     seeded: list[tuple[Agent, bool]] = []
     for preset in PRESETS:
         existing = Agent.objects.filter(slug=preset.key).first()

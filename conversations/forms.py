@@ -14,10 +14,12 @@ AGENT_PREFIX = "agent:"
 
 
 class ConversationForm(forms.Form):
-    """Whom to talk to (one team or one agent) and an optional title."""
+    """Whom to talk to (one team or one agent), an optional title and an optional first message
+    (sent by a starter prompt's button; its length is checked by ``services.message_post``)."""
 
     counterpart = forms.ChoiceField(label="Talk to", choices=())
     title = forms.CharField(label="Title", max_length=200, required=False, strip=True)
+    first_message = forms.CharField(label="First message", required=False, strip=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -34,6 +36,24 @@ class ConversationForm(forms.Form):
         if value.startswith(TEAM_PREFIX):
             return {"team": self.teams[value.removeprefix(TEAM_PREFIX)]}
         return {"agent": self.agents[value.removeprefix(AGENT_PREFIX)]}
+
+    def counterpart_for(self, value: str | None) -> Team | Agent | None:
+        """The team or agent a choice value (``team:<id>``, ``agent:<id>``) names, if offered."""
+        value = value or ""
+        if value.startswith(TEAM_PREFIX):
+            return self.teams.get(value.removeprefix(TEAM_PREFIX))
+        if value.startswith(AGENT_PREFIX):
+            return self.agents.get(value.removeprefix(AGENT_PREFIX))
+        return None
+
+    def chosen(self) -> tuple[str, Team | Agent | None]:
+        """The choice the page shows as selected (the submitted or initial one when it is offered,
+        else the first), with its team or agent."""
+        value = self["counterpart"].value()
+        if self.counterpart_for(value) is None:
+            first = next(iter(self.teams), None)
+            value = f"{TEAM_PREFIX}{first}" if first else next((f"{AGENT_PREFIX}{pk}" for pk in self.agents), "")
+        return value, self.counterpart_for(value)
 
 
 class MessageForm(forms.Form):

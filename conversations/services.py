@@ -37,6 +37,19 @@ def conversation_create(
     return Conversation.objects.create(owner=owner, team=team, agent=agent, title=title)
 
 
+@transaction.atomic
+def conversation_start(
+    *, owner: User, team: Team | None = None, agent: Agent | None = None, title: str = "", first_message: str = ""
+) -> Conversation:
+    """``conversation_create`` and, when ``first_message`` is not blank, ``message_post`` of it (a
+    starter prompt on the new-conversation page): both happen or, if the message is refused,
+    neither."""
+    conversation = conversation_create(owner=owner, team=team, agent=agent, title=title)
+    if first_message.strip():
+        message_post(conversation=conversation, user=owner, text=first_message)
+    return conversation
+
+
 def _placeholder_title(counterpart_name: str) -> str:
     return f"Chat with {counterpart_name}"
 

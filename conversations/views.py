@@ -19,6 +19,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from agents import selectors as agent_selectors
+from agents.models import Team
 from config import inputs
 from config.common.permissions import page_permission_required
 from config.errors import ApplicationError
@@ -92,23 +94,49 @@ def conversation_list_view(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "conversations/list.html", _sidebar_context(request))
 
 
+def _starter_context(form: ConversationForm) -> dict[str, Any]:
+    """The chosen team or agent, its starter prompts, and why its tools are not used (if so)."""
+    value, chosen = form.chosen()
+    if chosen is None:
+        return {"chosen_value": value, "chosen": None, "starter_prompts": [], "tool_notes": []}
+    agents = agent_selectors.team_agents(chosen) if isinstance(chosen, Team) else [chosen]
+    return {
+        "chosen_value": value,
+        "chosen": chosen,
+        "starter_prompts": list(chosen.starter_prompts or []),
+        "tool_notes": agent_selectors.tools_not_offered_notes(agents),
+    }
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def conversation_new_view(request: HtmxHttpRequest) -> HttpResponse:
-    form = ConversationForm(request.POST if request.method == "POST" else None)
+    """The new-conversation page. A GET with ``?counterpart=team:<id>`` (or ``agent:<id>``)
+    preselects that choice; from htmx (the choice changed) it renders only the starter prompts.
+    A POST starts the conversation, with its first message when a starter prompt was clicked."""
+    if request.method == "POST":
+        form = ConversationForm(request.POST)
+    else:
+        form = ConversationForm(initial={"counterpart": request.GET.get("counterpart", "")})
     if request.method == "POST" and form.is_valid():
         try:
-            conversation = services.conversation_create(
+            conversation = services.conversation_start(
                 owner=request.user,  # type: ignore[arg-type]
                 title=form.cleaned_data["title"],
+                first_message=form.cleaned_data["first_message"],
                 **form.counterpart_kwargs(),  # type: ignore[arg-type]
             )
         except ValidationError as exc:
             _add_errors(form, exc)
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
         else:
             return redirect("conversations:detail", conversation_id=conversation.pk)
+    context = {**_starter_context(form), "form": form}
+    if request.method == "GET" and _is_htmx_fragment_request(request):
+        return render(request, "conversations/partials/starter_prompts.html", context)
     status = 422 if form.is_bound else 200
-    return render(request, "conversations/new.html", {**_sidebar_context(request), "form": form}, status=status)
+    return render(request, "conversations/new.html", {**_sidebar_context(request), **context}, status=status)
 
 
 @login_required

@@ -1,4 +1,6 @@
-"""One real end-to-end run on the bundled local model (SmolLM2-135M on llama.cpp)."""
+"""One real end-to-end run on the configured local model (``LODESTONE_LOCAL_MODEL``; the test
+settings keep the default, the bundled SmolLM2-135M on llama.cpp). The demo assistant has tools
+granted, which a model without tool calling is not offered: these runs also show that this works."""
 
 from __future__ import annotations
 

@@ -78,6 +78,14 @@ SETUP_SCRIPT = textwrap.dedent(
     from tools import services as tool_services
     from tools.models import Tool
     tool_services.tool_grant_create(agent=careful, tool=Tool.objects.get(name="calculator"), needs_approval=True)
+    starter_model = services.model_config_create(
+        name="Replay starter", provider="replay", options={{"responses": ["Started from a prompt."]}}
+    )
+    services.agent_create(
+        slug="starter", name="Starter", description="Answers starter prompts.", model_config=starter_model,
+        starter_prompts=["Say hello to the starter"],
+    )
+    Team.objects.filter(slug="duo").update(starter_prompts=["A prompt for the duo"])
     user = get_user_model().objects.create_user(username={USERNAME!r}, password={PASSWORD!r})
     from config.accounts.models import ApiKey, key_digest, key_prefix
     ApiKey.objects.create(user=user, name="e2e", prefix=key_prefix({API_TOKEN!r}), digest=key_digest({API_TOKEN!r}))
@@ -277,6 +285,27 @@ def assert_history(page: object) -> None:
     expect(agents.nth(1)).to_contain_text("Accurate and concise")
     expect(agents.nth(1).locator("strong")).to_have_text("example")  # markdown, rendered on the server
     expect(page.locator("#messages .msg-user em")).to_have_text("lodestone")
+
+
+def test_starter_prompts_follow_the_choice_and_start_the_conversation(page: object, daphne_server: LiveServer) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    sign_in_and_start(page, "Writer and Reviewer")
+    page.locator(".sidebar").get_by_role("link", name="New conversation").click()
+    # The first choice (the team) shows its prompts; choosing the agent swaps in the agent's (htmx).
+    expect(page.get_by_role("button", name="A prompt for the duo")).to_be_visible()
+    page.get_by_label("Talk to").select_option(label="Starter")
+    prompt = page.get_by_role("button", name="Say hello to the starter")
+    expect(prompt).to_be_visible()
+    expect(page.get_by_role("button", name="A prompt for the duo")).to_have_count(0)
+    expect(page).to_have_url(re.compile(r"/conversations/new/\?counterpart=agent%3A\d+$"))
+
+    prompt.click()  # starts the conversation with it, and the reply follows
+    expect(page.locator(".chat-title h1")).to_have_text("Say hello to the starter")
+    expect(page.locator("#messages")).to_contain_text("Say hello to the starter")
+    expect(page.locator("#messages .msg-agent")).to_contain_text("Started from a prompt.", timeout=15_000)
+    assert page.console_errors == []  # type: ignore[attr-defined]
 
 
 def test_stop_button_cancels_a_streaming_reply(page: object, daphne_server: LiveServer) -> None:

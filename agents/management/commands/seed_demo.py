@@ -10,8 +10,10 @@ from agents.services import demo_seed, demo_user_ensure
 
 class Command(BaseCommand):
     help = (
-        "Create the demo login, the local model, two demo agents and a round-robin team (idempotent). "
-        "Refused under production settings unless --force."
+        "Create or update the demo: the login, the local model's config, the demo agents (an assistant "
+        "with tools and memory, a critic, a researcher, a writer, a coder and a sandboxed executor) and "
+        "teams (round robin, selector, coder + executor, Magentic-One). Idempotent. Refused under "
+        "production settings unless --force."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -40,9 +42,18 @@ class Command(BaseCommand):
         user, password = demo_user_ensure(
             credentials_file=credentials_file, is_admin=settings.LODESTONE_DEMO_USER_IS_ADMIN
         )
-        self.stdout.write(self.style.SUCCESS("Demo data ready:"))
-        self.stdout.write(f"  team  {seeded['team'].slug}: {seeded['team'].name}")
+        self.stdout.write(self.style.SUCCESS(f"Demo data ready, on the model config {seeded['model_config'].name!r}:"))
+        for team in seeded["teams"]:
+            self.stdout.write(f"  team  {team.slug}: {team.name}")
         for agent in seeded["agents"]:
             self.stdout.write(f"  agent {agent.slug}: {agent.description}")
+        if not seeded["tool_calling"]:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"  note  {settings.LODESTONE_LOCAL_MODEL} cannot call tools: the assistant answers without its "
+                    "tools (calculator, clock, memory, python_exec). Set LODESTONE_LOCAL_MODEL=qwen2.5-coder-0.5b "
+                    "or qwen2.5-coder-1.5b in .env to see them used."
+                )
+            )
         role = "admin" if user.is_superuser else "plain user, not an admin"
         self.stdout.write(self.style.SUCCESS(f"  login  username: {user.username}  password: {password}  ({role})"))
