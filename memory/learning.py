@@ -11,7 +11,9 @@
     A small model must not turn its own answers into facts. So facts and preferences come from the
     user's words only: the model is shown the assistant's reply only when lessons may be drawn (the
     run went without errors), and a candidate fact or preference is kept only if most of its words
-    are the user's (``grounded``). A lesson must be grounded in the run's words too.
+    are the user's and none of the rest is the assistant's (``grounded``: "What is my favourite
+    colour?" answered "Red." does not become "The user's favourite colour is red."). A lesson must
+    be grounded in the run's words too.
 
     Only memories of the owner's own (never shared ones) are updated or deleted, only among the
     few shown to the model (it answers with their position, not a database id), and a decision that
@@ -181,14 +183,18 @@ def _word_in(word: str, words: set[str]) -> bool:
     return len(word) >= 4 and any(difflib.SequenceMatcher(None, word, w).ratio() >= 0.8 for w in words)
 
 
-def grounded(candidate: str, source: str, share: float = GROUNDED_SHARE) -> bool:
+def grounded(candidate: str, source: str, *, foreign: str = "", share: float = GROUNDED_SHARE) -> bool:
     """Whether at least ``share`` of the candidate's content words are in ``source`` (spelling
-    variants count)."""
+    variants count) and none of the others comes from ``foreign`` (what the assistant said: a
+    fact about the user that carries a word only the assistant used is the assistant's claim)."""
     words = _content_words(candidate)
     if not words:
         return False
     known = _content_words(source)
-    return sum(_word_in(w, known) for w in words) / len(words) >= share
+    missing = [w for w in words if not _word_in(w, known)]
+    if foreign and any(_word_in(w, _content_words(foreign)) for w in missing):
+        return False
+    return 1 - len(missing) / len(words) >= share
 
 
 # --- The run, as the model sees it
@@ -291,7 +297,11 @@ def candidates_from(extraction: Extraction, material: Material) -> list[Candidat
         key = " ".join(_WORD.findall(text.lower()))
         if not key or key in seen:
             continue
-        if not grounded(text, everything if category == "lesson" else user_text):
+        if not (
+            grounded(text, everything)
+            if category == "lesson"
+            else grounded(text, user_text, foreign=material.agent_text)
+        ):
             logger.info("Run %s: dropped an ungrounded %s: %r", material.run.pk, category, text)
             continue
         seen.add(key)
