@@ -48,7 +48,8 @@ class SourceMessageOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     conversation_id = serializers.IntegerField()
     seq = serializers.IntegerField(help_text="The message's place in its conversation (the chat's `#msg-<seq>`).")
-    source = serializers.CharField(help_text="`user`, or the agent that said it.")
+    # A field named like Field.source (as in conversations.apis): DRF moves declared fields off the class.
+    source = serializers.CharField(help_text="`user`, or the agent that said it.")  # type: ignore[assignment]
     type = serializers.CharField()
 
 

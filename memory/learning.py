@@ -39,7 +39,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from pydantic import BaseModel, Field, ValidationError as PydanticValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
 
 from agents.models import Agent
 from conversations.models import Message, Run
@@ -165,10 +166,89 @@ def _parse(reply: str, schema: type[T]) -> T | None:
 
 _WORD = re.compile(r"[^\W_]+")
 _STOP = frozenset(
-    "the and for are was were has have had this that these those with from into about your yours you "
-    "user users user's they them their its it's not but also very just than then there here what which "
-    "who whom when where why how can could should would will shall may might must does did done been "
-    "being is am be of to in on at by as an or if so do my me mine our ours we i".split()
+    {
+        "the",
+        "and",
+        "for",
+        "are",
+        "was",
+        "were",
+        "has",
+        "have",
+        "had",
+        "this",
+        "that",
+        "these",
+        "those",
+        "with",
+        "from",
+        "into",
+        "about",
+        "your",
+        "yours",
+        "you",
+        "user",
+        "users",
+        "user's",
+        "they",
+        "them",
+        "their",
+        "its",
+        "it's",
+        "not",
+        "but",
+        "also",
+        "very",
+        "just",
+        "than",
+        "then",
+        "there",
+        "here",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "when",
+        "where",
+        "why",
+        "how",
+        "can",
+        "could",
+        "should",
+        "would",
+        "will",
+        "shall",
+        "may",
+        "might",
+        "must",
+        "does",
+        "did",
+        "done",
+        "been",
+        "being",
+        "is",
+        "am",
+        "be",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "as",
+        "an",
+        "or",
+        "if",
+        "so",
+        "do",
+        "my",
+        "me",
+        "mine",
+        "our",
+        "ours",
+        "we",
+        "i",
+    }
 )
 
 
@@ -312,12 +392,14 @@ def candidates_from(extraction: Extraction, material: Material) -> list[Candidat
 
 # --- Reconcile
 
-RECONCILE_SYSTEM = """You keep a user's memories up to date. Compare the new information with the existing memories and choose one event:
+RECONCILE_SYSTEM = """You keep a user's memories up to date.
+Compare the new information with the existing memories and choose one event:
 - ADD: it is new (no existing memory says it).
 - UPDATE: it changes or adds detail to an existing memory; give that memory's number and the memory's new text.
 - DELETE: it shows an existing memory is no longer true and there is nothing new to keep; give its number.
 - NONE: an existing memory already says it.
-Reply with JSON only: {"event": "ADD" | "UPDATE" | "DELETE" | "NONE", "id": <number or null>, "text": "<text for ADD or UPDATE>"}
+Reply with JSON only:
+{"event": "ADD" | "UPDATE" | "DELETE" | "NONE", "id": <number or null>, "text": "<text for ADD or UPDATE>"}
 
 Example:
 Existing memories:
@@ -340,7 +422,9 @@ def _similar(material: Material, candidate: Candidate) -> list[services.Recalled
         agent=material.agent,
         min_similarity=RECONCILE_MIN_SIMILARITY,
     )
-    return [r for r in found if r.experience.owner_id == material.owner.pk and r.experience.consolidated_into_id is None]
+    return [
+        r for r in found if r.experience.owner_id == material.owner.pk and r.experience.consolidated_into_id is None
+    ]
 
 
 @dataclass(frozen=True)

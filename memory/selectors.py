@@ -72,7 +72,11 @@ def experience_revisions_deleted(*, user: UserLike, limit: int = 20) -> list[Exp
     """The user's own memories deleted lately (by them or by the model), newest first, with their text."""
     if not user.is_authenticated:
         return []
-    causes = [ExperienceRevision.Cause.MODEL_DELETE, ExperienceRevision.Cause.USER_DELETE, ExperienceRevision.Cause.DELETE]
+    causes = [
+        ExperienceRevision.Cause.MODEL_DELETE,
+        ExperienceRevision.Cause.USER_DELETE,
+        ExperienceRevision.Cause.DELETE,
+    ]
     return list(
         ExperienceRevision.objects.filter(owner_id=user.pk, cause__in=causes).select_related("actor", "run")[:limit]
     )

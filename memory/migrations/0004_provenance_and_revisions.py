@@ -6,36 +6,98 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('conversations', '0005_monitoring_permission'),
-        ('memory', '0003_share_experience_permission'),
+        ("conversations", "0005_monitoring_permission"),
+        ("memory", "0003_share_experience_permission"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='experience',
-            name='source_messages',
-            field=models.ManyToManyField(blank=True, help_text='The messages it came from.', related_name='+', to='conversations.message'),
+            model_name="experience",
+            name="source_messages",
+            field=models.ManyToManyField(
+                blank=True, help_text="The messages it came from.", related_name="+", to="conversations.message"
+            ),
         ),
         migrations.CreateModel(
-            name='ExperienceRevision',
+            name="ExperienceRevision",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('memory_id', models.PositiveBigIntegerField(db_index=True, help_text="The memory's id, kept once it is deleted.")),
-                ('cause', models.CharField(choices=[('model_add', 'Learned from a run'), ('model_update', 'Updated from a run'), ('model_delete', 'Deleted from a run'), ('user_edit', 'Corrected by a user'), ('user_delete', 'Deleted by a user'), ('consolidation', 'Merged by consolidation'), ('edit', 'Changed'), ('delete', 'Deleted')], max_length=16)),
-                ('old_text', models.TextField(blank=True)),
-                ('new_text', models.TextField(blank=True, help_text='Empty when the memory was deleted.')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('actor', models.ForeignKey(blank=True, help_text='The user who made the change, if a user did.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('experience', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='revisions', to='memory.experience')),
-                ('owner', models.ForeignKey(blank=True, help_text='Whose memory it is (empty: a shared one).', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='experience_revisions', to=settings.AUTH_USER_MODEL)),
-                ('run', models.ForeignKey(blank=True, help_text='The run the model learned the change from, if the model made it.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='conversations.run')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "memory_id",
+                    models.PositiveBigIntegerField(
+                        db_index=True, help_text="The memory's id, kept once it is deleted."
+                    ),
+                ),
+                (
+                    "cause",
+                    models.CharField(
+                        choices=[
+                            ("model_add", "Learned from a run"),
+                            ("model_update", "Updated from a run"),
+                            ("model_delete", "Deleted from a run"),
+                            ("user_edit", "Corrected by a user"),
+                            ("user_delete", "Deleted by a user"),
+                            ("consolidation", "Merged by consolidation"),
+                            ("edit", "Changed"),
+                            ("delete", "Deleted"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("old_text", models.TextField(blank=True)),
+                ("new_text", models.TextField(blank=True, help_text="Empty when the memory was deleted.")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The user who made the change, if a user did.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "experience",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="revisions",
+                        to="memory.experience",
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Whose memory it is (empty: a shared one).",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="experience_revisions",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The run the model learned the change from, if the model made it.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="conversations.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['owner', 'cause', '-created_at'], name='memory_expe_owner_i_a2fd0f_idx')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["owner", "cause", "-created_at"], name="memory_expe_owner_i_a2fd0f_idx")
+                ],
             },
         ),
     ]

@@ -165,7 +165,12 @@ def test_source_messages_and_history_are_served_and_api_changes_are_revisions() 
     ).json()["text"] == ("The user's favourite colour is navy.")
     history = api.get(f"/api/memory/experiences/{experience.pk}/history/").json()
     assert [(r["cause"], r["actor"], r["old_text"], r["new_text"]) for r in history] == [
-        ("user_edit", alice.get_username(), "The user's favourite colour is teal.", "The user's favourite colour is navy."),
+        (
+            "user_edit",
+            alice.get_username(),
+            "The user's favourite colour is teal.",
+            "The user's favourite colour is navy.",
+        ),
         ("model_add", None, "", "The user's favourite colour is teal."),
     ]
     assert history[1]["run_id"] == experience.run_id

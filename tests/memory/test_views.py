@@ -157,7 +157,7 @@ def learned_memory(owner: Any) -> tuple[Experience, Any]:
 
 def test_a_memory_links_to_the_message_it_came_from_and_the_chat_has_that_anchor() -> None:
     alice = factories.user()
-    experience, message = learned_memory(alice)
+    _, message = learned_memory(alice)
     client = logged_in(alice)
     html = client.get("/memory/").content.decode()
     link = f'href="/conversations/{message.conversation_id}/#msg-{message.seq}"'
