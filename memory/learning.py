@@ -8,12 +8,12 @@
     worth keeping, then *reconciles* each with the most similar memories the owner already has,
     deciding ADD, UPDATE <id>, DELETE <id> or NONE.
 
-    A small model must not turn its own answers into facts. So facts and preferences come from the
-    user's words only: the model is shown the assistant's reply only when lessons may be drawn (the
-    run went without errors), and a candidate fact or preference is kept only if most of its words
-    are the user's and none of the rest is the assistant's (``grounded``: "What is my favourite
-    colour?" answered "Red." does not become "The user's favourite colour is red."). A lesson must
-    be grounded in the run's words too.
+    A small model must not turn its own answers into facts. So the model is shown the user's words
+    only, a candidate fact or preference is kept only if nearly all its words are the user's and none
+    of the rest is the assistant's (``grounded``: "What is my favourite colour?" answered "Red." does
+    not become "The user's favourite colour is red.", whoever invents it), and lessons (what to do
+    next time, from the user's corrections) are kept only from a run that went without errors,
+    grounded in the run's words.
 
     Only memories of the owner's own (never shared ones) are updated or deleted, only among the
     few shown to the model (it answers with their position, not a database id), and a decision that
@@ -68,6 +68,9 @@ RECONCILE_K = 5
 # Below this cosine similarity an existing memory is about something else (MiniLM: unrelated ~0-0.2,
 # "favourite colour is red" / "... is teal" ~0.8).
 RECONCILE_MIN_SIMILARITY = 0.5
+# A fact or preference may add one word of its own in four ("The user's favourite colour is
+# red." from "What is my favourite colour?" adds "red" to three: not grounded); a lesson, one in two.
+FACT_GROUNDED_SHARE = 0.75
 GROUNDED_SHARE = 0.5
 IMPORTANCE = {"fact": 0.7, "preference": 0.7, "lesson": 0.6}
 Category = Literal["fact", "preference", "lesson"]
@@ -252,6 +255,10 @@ _STOP = frozenset(
 )
 
 
+# The words a memory sentence is framed with, which the user need not have said.
+_FRAMING = frozenset({"prefers", "prefer", "likes", "like", "wants", "want", "called", "named", "uses", "has"})
+
+
 def _content_words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOP}
 
@@ -264,10 +271,11 @@ def _word_in(word: str, words: set[str]) -> bool:
 
 
 def grounded(candidate: str, source: str, *, foreign: str = "", share: float = GROUNDED_SHARE) -> bool:
-    """Whether at least ``share`` of the candidate's content words are in ``source`` (spelling
-    variants count) and none of the others comes from ``foreign`` (what the assistant said: a
-    fact about the user that carries a word only the assistant used is the assistant's claim)."""
-    words = _content_words(candidate)
+    """Whether the candidate says what ``source`` says: at least ``share`` of its content words
+    (besides framing verbs such as "prefers") are in ``source``, spelling variants counting, and
+    none of the others comes from ``foreign`` (what the assistant said: a fact about the user
+    carrying a word only the assistant used is the assistant's claim)."""
+    words = _content_words(candidate) - _FRAMING
     if not words:
         return False
     known = _content_words(source)
@@ -330,29 +338,28 @@ def _material(run_id: int) -> Material | None:
 
 EXTRACT_SYSTEM = """You pick out what is worth remembering about the user from a conversation.
 Reply with JSON only, in this shape: {"facts": [], "preferences": [], "lessons": []}
-- facts: what the user stated about themselves, their work or their world. Write short sentences about "the user".
-- preferences: how the user likes things done.
-- lessons: what the assistant should do differently next time, only if the user's words show it.
+- facts: what the user stated about themselves, their work or their world. Short sentences about "the user".
+- preferences: how the user likes the assistant to answer or work.
+- lessons: usually empty. Only when the user corrected or complained about the assistant: what to do next time.
 Questions, greetings and small talk are not facts. What the assistant said is never a fact.
-If nothing is worth keeping, reply {"facts": [], "preferences": [], "lessons": []}
 
 Examples:
 User: Hello, can you help me?
 {"facts": [], "preferences": [], "lessons": []}
-User: I live in Porto and I prefer answers in bullet points.
-{"facts": ["The user lives in Porto."], "preferences": ["The user prefers answers in bullet points."], "lessons": []}
+User: I live in Porto and my dog is called Rex.
+{"facts": ["The user lives in Porto.", "The user's dog is called Rex."], "preferences": [], "lessons": []}
+User: Please answer in bullet points.
+{"facts": [], "preferences": ["The user wants answers in bullet points."], "lessons": []}
 User: What time is it in Tokyo?
-{"facts": [], "preferences": [], "lessons": []}"""
+{"facts": [], "preferences": [], "lessons": []}
+User: No, that is wrong: the server runs Debian, not Ubuntu.
+{"facts": ["The server runs Debian."], "preferences": [], "lessons": ["Check the user's setup before assuming Ubuntu."]}"""
 
 
 def _extract_prompt(material: Material) -> str:
-    prompt = f"User: {material.user_text}"
-    if material.lessons_allowed:
-        prompt += (
-            "\n\nThe assistant replied (for lessons only; it may be wrong, do not record it as a fact):\n"
-            f"{material.agent_text}"
-        )
-    return prompt
+    """The user's words only: shown the assistant's reply, Qwen2.5-Coder-0.5B files it (or the user's
+    fact) under lessons, or states it as a fact about the user."""
+    return f"User: {material.user_text}"
 
 
 @dataclass(frozen=True)
@@ -380,7 +387,7 @@ def candidates_from(extraction: Extraction, material: Material) -> list[Candidat
         if not (
             grounded(text, everything)
             if category == "lesson"
-            else grounded(text, user_text, foreign=material.agent_text)
+            else grounded(text, user_text, foreign=material.agent_text, share=FACT_GROUNDED_SHARE)
         ):
             logger.info("Run %s: dropped an ungrounded %s: %r", material.run.pk, category, text)
             continue

@@ -96,7 +96,7 @@ async def test_a_fact_the_user_stated_is_learned_with_its_provenance_and_history
     assert asked["json_output"] is None
     system, prompt = (m.content for m in asked["messages"])
     assert '{"facts": [], "preferences": [], "lessons": []}' in system
-    assert prompt.startswith("User: My favourite colour is teal.") and "Teal is a lovely colour!" in prompt
+    assert prompt == "User: My favourite colour is teal."  # the user's words, not the assistant's
 
 
 async def test_the_assistants_wrong_answer_does_not_become_a_fact(inline_runner: InlineRunner) -> None:
@@ -269,7 +269,6 @@ async def test_lessons_are_kept_only_from_a_run_without_errors(inline_runner: In
     await Experience.objects.filter(owner=user).adelete()
     material = await sync_to_async(learning._material)(run.pk)
     assert material is not None and not material.lessons_allowed
-    assert "bullet points." not in learning._extract_prompt(material).split("User:", 1)[1].split("\n", 1)[-1]
     kept = learning.candidates_from(learning.Extraction(lessons=["Summaries go in bullet points."]), material)
     assert kept == []
 
@@ -379,9 +378,10 @@ def test_parse_json_is_lenient_and_the_schemas_coerce_what_small_models_write() 
 def test_grounding_keeps_the_users_words_and_spelling_variants_and_drops_the_assistants() -> None:
     assert learning.grounded("The user's favorite color is teal.", "My favourite colour is teal.")
     assert not learning.grounded("The user works on billing.", "My favourite colour is teal.")
-    assert not learning.grounded(
-        "The user's favourite colour is red.", "What is my favourite colour?", foreign="assistant: It is red."
-    )
+    question = "What is my favourite colour?"
+    assert not learning.grounded("The user's favourite colour is red.", question, foreign="assistant: It is red.")
+    assert not learning.grounded("The user's favourite colour is red.", question, share=learning.FACT_GROUNDED_SHARE)
+    assert learning.grounded("The user prefers short answers.", "Keep your answers short.", share=0.75)
     assert not learning.grounded("The user.", "anything")
 
 
