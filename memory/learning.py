@@ -353,7 +353,7 @@ User: Please answer in bullet points.
 User: What time is it in Tokyo?
 {"facts": [], "preferences": [], "lessons": []}
 User: No, that is wrong: the server runs Debian, not Ubuntu.
-{"facts": ["The server runs Debian."], "preferences": [], "lessons": ["Check the user's setup before assuming Ubuntu."]}"""
+{"facts": ["The server runs Debian."], "preferences": [], "lessons": ["Ask which system before assuming Ubuntu."]}"""
 
 
 def _extract_prompt(material: Material) -> str:
