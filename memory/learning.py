@@ -16,8 +16,9 @@
     grounded in the run's words.
 
     Only memories of the owner's own (never shared ones) are updated or deleted, only among the
-    few shown to the model (it answers with their position, not a database id), and a decision that
-    does not parse is an ADD (nothing is lost, nothing destroyed). Every change is a revision in
+    few shown to the model (it answers with their position, not a database id), a decision that
+    does not parse is an ADD, and a DELETE whose candidate is not itself a negation ("no longer",
+    "not", ...) replaces the memory's text instead (nothing is lost, nothing destroyed). Every change is a revision in
     the memory's history (``ExperienceRevision``) naming the run, and every memory links to the
     messages it came from (``Experience.source_messages``).
 
@@ -442,6 +443,10 @@ class Plan:
     how: str = "model"  # "model", or why no model was asked
 
 
+# A candidate that only says something stopped being true: a DELETE of what it contradicts keeps nothing.
+_NEGATION = re.compile(r"n't\b|\b(?:no longer|not|never|anymore|any more|stopped|no)\b", re.IGNORECASE)
+
+
 def _normalised(text: str) -> str:
     return " ".join(_WORD.findall(text.lower()))
 
@@ -466,6 +471,10 @@ async def decide(model: MemoryModel, candidate: Candidate, similar: Sequence[ser
         return Plan("UPDATE", target=target, text=text)
     if decision.event == "ADD":
         return Plan("ADD", text=candidate.text)
+    if decision.event == "DELETE" and not _NEGATION.search(candidate.text):
+        # The new information contradicts the memory but is itself worth keeping ("... is teal"
+        # against "... is red"): deleting would lose both, so it replaces the memory's text.
+        return Plan("UPDATE", target=target, text=candidate.text, how="a delete that brings new information")
     return Plan(decision.event, target=target)
 
 

@@ -202,6 +202,21 @@ async def test_delete_removes_the_contradicted_memory_and_its_history_keeps_the_
     )
 
 
+async def test_a_delete_that_brings_new_information_replaces_the_text_instead(inline_runner: InlineRunner) -> None:
+    user = await sync_to_async(factories.user)()
+    model = await sync_to_async(factories.replay_model)(
+        ["Teal it is.", extraction(facts=["The user's favourite colour is teal."]), '{"event": "DELETE", "id": 1}']
+    )
+    agent = await sync_to_async(factories.agent)(model, "hasty", memory_enabled=True)
+    old = await sync_to_async(remember)("The user's favourite colour is red.", user, agent)
+
+    await converse(user, agent, "My favourite colour is teal.", inline_runner)
+
+    assert [e.text async for e in Experience.objects.all()] == ["The user's favourite colour is teal."]
+    revision = await ExperienceRevision.objects.aget(memory_id=old.pk)
+    assert (revision.cause, revision.old_text) == (Cause.MODEL_UPDATE, "The user's favourite colour is red.")
+
+
 async def test_none_changes_nothing_and_an_identical_memory_needs_no_question(inline_runner: InlineRunner) -> None:
     user = await sync_to_async(factories.user)()
     model = await sync_to_async(factories.replay_model)(
