@@ -38,6 +38,7 @@ from agents.models import Agent, Team
 from agents.providers.model_queue import model_wait_scope
 from conversations import manager, realtime, services
 from conversations.models import Message, Run
+from memory import learning
 
 logger = logging.getLogger(__name__)
 
@@ -213,13 +214,14 @@ async def execute_run(run_id: int) -> None:
     finally:
         watcher.cancel()
         _TOKENS.pop(run_id, None)
-    if status == Run.Status.COMPLETED:
-        await _remember(context)
     if status == Run.Status.COMPLETED and await sync_to_async(manager.park_if_handed_to_user)(context.run_id):
         # A handoff to the user: the run waits for the answer (the next run takes it).
         await _publish_parked(context)
         return
     await _end(context, status, error, stop_reason)
+    if status == Run.Status.COMPLETED:
+        # Only once the run is completed (memory checks it): failed and cancelled runs teach nothing.
+        await _remember(context)
 
 
 async def _publish_parked(context: RunContext) -> None:
@@ -274,13 +276,12 @@ def map_memory_event(event: MemoryQueryEvent) -> MappedEvent:
 
 
 async def _remember(context: RunContext) -> None:
-    """Memory-enabled agents store the task and its outcome; a memory failure never fails the run."""
+    """Memory-enabled agents keep what the completed run taught them (``memory.learning``: learned
+    facts, or the verbatim outcome in episodic mode); a memory failure never fails the run."""
     if not any(agent.memory_enabled for agent in context.spec.agents):
         return
-    from memory.services import run_experiences_store
-
     try:
-        await sync_to_async(run_experiences_store)(run_id=context.run_id)
+        await learning.run_remember(run_id=context.run_id)
     except Exception as exc:
         logger.warning("Run %s: storing its experience failed: %s", context.run_id, exc)
 

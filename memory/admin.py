@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from memory.models import Experience, MirrorOutbox
+from memory.models import Experience, ExperienceRevision, MirrorOutbox
 
 
 @admin.register(Experience)
@@ -25,6 +25,7 @@ class ExperienceAdmin(admin.ModelAdmin):
         "weight",
         "metadata",
         "consolidated_into",
+        "source_messages",
         "content_hash",
         "embedding_model",
         "chunk_count",
@@ -37,6 +38,32 @@ class ExperienceAdmin(admin.ModelAdmin):
         return obj.text[:80]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(ExperienceRevision)
+class ExperienceRevisionAdmin(admin.ModelAdmin):
+    """The history of memories: written by the services only."""
+
+    list_display = ["id", "memory_id", "cause", "owner", "actor", "run", "created_at"]
+    list_filter = ["cause"]
+    search_fields = ["old_text", "new_text"]
+    readonly_fields = [
+        "experience",
+        "memory_id",
+        "owner",
+        "cause",
+        "old_text",
+        "new_text",
+        "actor",
+        "run",
+        "created_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
 

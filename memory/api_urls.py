@@ -9,5 +9,10 @@ urlpatterns = [
         apis.ExperienceDetailApi.as_view(),
         name="api-memory-experience-detail",
     ),
+    path(
+        "experiences/<int:experience_id>/history/",
+        apis.ExperienceHistoryApi.as_view(),
+        name="api-memory-experience-history",
+    ),
     path("search/", apis.MemorySearchApi.as_view(), name="api-memory-search"),
 ]

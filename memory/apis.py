@@ -26,7 +26,7 @@ from config.rest import (
     StrictIntegerField,
 )
 from memory import selectors, services
-from memory.models import Experience
+from memory.models import Experience, ExperienceRevision
 
 BAD_REQUEST = OpenApiResponse(description="Invalid input: a readable message per field, or under `detail`.")
 NOT_FOUND = OpenApiResponse(description="No such memory among the caller's (or the caller may not change it).")
@@ -41,6 +41,16 @@ class KindField(serializers.ChoiceField):
 
 def _user(request: Request) -> User:
     return cast(User, request.user)
+
+
+@extend_schema_serializer(component_name="ExperienceSourceMessage")
+class SourceMessageOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    conversation_id = serializers.IntegerField()
+    seq = serializers.IntegerField(help_text="The message's place in its conversation (the chat's `#msg-<seq>`).")
+    # A field named like Field.source (as in conversations.apis): DRF moves declared fields off the class.
+    source = serializers.CharField(help_text="`user`, or the agent that said it.")  # type: ignore[assignment]
+    type = serializers.CharField()
 
 
 @extend_schema_serializer(component_name="Experience")
@@ -59,6 +69,9 @@ class ExperienceOutputSerializer(serializers.Serializer):
         source="consolidated_into_id", allow_null=True, help_text="The semantic memory this one was merged into."
     )
     sources = serializers.SerializerMethodField(help_text="The memories this one was consolidated from.")
+    source_messages = SourceMessageOutputSerializer(
+        many=True, source="source_messages.all", help_text="The messages this memory came from (its provenance)."
+    )
     chunk_count = serializers.IntegerField(help_text="How many vectors (text chunks) represent it.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
@@ -77,6 +90,22 @@ def _editable(request: Request, experience_id: int) -> Experience:
     if experience is None:
         raise Http404
     return experience
+
+
+@extend_schema_serializer(component_name="ExperienceRevision")
+class RevisionOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    memory_id = serializers.IntegerField(help_text="The memory's id (kept once it is deleted).")
+    cause = serializers.ChoiceField(choices=ExperienceRevision.Cause.choices)
+    old_text = serializers.CharField()
+    new_text = serializers.CharField(help_text="Empty for a deletion; for consolidation, the merged memory's text.")
+    actor = serializers.SerializerMethodField(help_text="Username of the user who made the change, if a user did.")
+    run_id = serializers.IntegerField(allow_null=True, help_text="The run the model learned the change from.")
+    created_at = serializers.DateTimeField()
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_actor(self, revision: ExperienceRevision) -> str | None:
+        return revision.actor.get_username() if revision.actor else None
 
 
 class ExperienceListCreateApi(APIView):
@@ -190,7 +219,9 @@ class ExperienceDetailApi(APIView):
         experience = _editable(request, experience_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        experience = services.experience_update(experience=experience, **serializer.validated_data)
+        experience = services.experience_update(
+            experience=experience, **serializer.validated_data, revision=services.Revision.user(_user(request))
+        )
         return Response(ExperienceOutputSerializer(experience).data)
 
     @extend_schema(
@@ -199,8 +230,24 @@ class ExperienceDetailApi(APIView):
         responses={status.HTTP_204_NO_CONTENT: None, status.HTTP_404_NOT_FOUND: NOT_FOUND},
     )
     def delete(self, request: Request, experience_id: int) -> Response:
-        services.experience_delete(experience=_editable(request, experience_id))
+        services.experience_delete(
+            experience=_editable(request, experience_id), revision=services.Revision.user(_user(request))
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ExperienceHistoryApi(APIView):
+    @extend_schema(
+        operation_id="memory_experiences_history",
+        summary="How a memory's text changed, newest first: who or what changed it (a user, the model "
+        "learning from a run, consolidation) and what it said before",
+        responses={status.HTTP_200_OK: RevisionOutputSerializer(many=True), status.HTTP_404_NOT_FOUND: NOT_FOUND},
+    )
+    def get(self, request: Request, experience_id: int) -> Response:
+        experience = selectors.experience_get(user=request.user, pk=experience_id)
+        if experience is None:
+            raise Http404
+        return Response(RevisionOutputSerializer(selectors.experience_history(experience=experience), many=True).data)
 
 
 class MemorySearchApi(APIView):

@@ -45,6 +45,11 @@ class Experience(models.Model):
         related_name="sources",
         help_text="The semantic memory this one was merged into (its provenance).",
     )
+    # Provenance: the messages this memory was learned or recorded from (any conversation of the
+    # owner's; an update adds the messages that changed it). The Memory page links to them.
+    source_messages = models.ManyToManyField(
+        "conversations.Message", blank=True, related_name="+", help_text="The messages it came from."
+    )
     content_hash = models.CharField(max_length=64, db_index=True, editable=False)
     # How the vectors were made: ``<embedder>:<dimension>`` and how many chunks (one vector each).
     embedding_model = models.CharField(max_length=100, blank=True, editable=False)
@@ -81,6 +86,65 @@ class Experience(models.Model):
     @property
     def is_shared(self) -> bool:
         return self.owner_id is None
+
+
+class ExperienceRevision(models.Model):
+    """One change of a memory's text, or its deletion: what it said before and after, and who or
+    what changed it. A deleted memory's revisions stay (``experience`` null, ``memory_id`` kept)."""
+
+    class Cause(models.TextChoices):
+        MODEL_ADD = "model_add", "Learned from a run"
+        MODEL_UPDATE = "model_update", "Updated from a run"
+        MODEL_DELETE = "model_delete", "Deleted from a run"
+        USER_EDIT = "user_edit", "Corrected by a user"
+        USER_DELETE = "user_delete", "Deleted by a user"
+        CONSOLIDATION = "consolidation", "Merged by consolidation"
+        EDIT = "edit", "Changed"
+        DELETE = "delete", "Deleted"
+
+    experience = models.ForeignKey(
+        Experience, null=True, blank=True, on_delete=models.SET_NULL, related_name="revisions"
+    )
+    memory_id = models.PositiveBigIntegerField(db_index=True, help_text="The memory's id, kept once it is deleted.")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="experience_revisions",
+        help_text="Whose memory it is (empty: a shared one).",
+    )
+    cause = models.CharField(max_length=16, choices=Cause.choices)
+    old_text = models.TextField(blank=True)
+    new_text = models.TextField(blank=True, help_text="Empty when the memory was deleted.")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The user who made the change, if a user did.",
+    )
+    run = models.ForeignKey(
+        "conversations.Run",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The run the model learned the change from, if the model made it.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "cause", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.cause} of memory {self.memory_id}"
+
+    @property
+    def is_deletion(self) -> bool:
+        return self.cause in (self.Cause.MODEL_DELETE, self.Cause.USER_DELETE, self.Cause.DELETE)
 
 
 class MirrorOutbox(models.Model):

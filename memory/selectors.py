@@ -8,7 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
 from config.common.permissions import user_has_perm
-from memory.models import Experience
+from memory.models import Experience, ExperienceRevision
 
 UserLike = AbstractBaseUser | AnonymousUser
 
@@ -31,6 +31,7 @@ def experience_list(
     text: str = "",
 ) -> QuerySet[Experience]:
     qs = Experience.objects.filter(visible_q(user)).select_related("agent", "consolidated_into")
+    qs = qs.prefetch_related("source_messages")
     if agent_id is not None:
         qs = qs.filter(agent_id=agent_id)
     if kind:
@@ -60,6 +61,25 @@ def experience_get_editable(*, user: UserLike, pk: int) -> Experience | None:
 def experience_sources(*, experience: Experience) -> QuerySet[Experience]:
     """The memories a consolidated memory was merged from (its provenance)."""
     return experience.sources.all().order_by("created_at", "id")
+
+
+def experience_history(*, experience: Experience) -> QuerySet[ExperienceRevision]:
+    """The changes of a memory's text, newest first (who or what made each, and when)."""
+    return ExperienceRevision.objects.filter(memory_id=experience.pk).select_related("actor", "run")
+
+
+def experience_revisions_deleted(*, user: UserLike, limit: int = 20) -> list[ExperienceRevision]:
+    """The user's own memories deleted lately (by them or by the model), newest first, with their text."""
+    if not user.is_authenticated:
+        return []
+    causes = [
+        ExperienceRevision.Cause.MODEL_DELETE,
+        ExperienceRevision.Cause.USER_DELETE,
+        ExperienceRevision.Cause.DELETE,
+    ]
+    return list(
+        ExperienceRevision.objects.filter(owner_id=user.pk, cause__in=causes).select_related("actor", "run")[:limit]
+    )
 
 
 def experiences_by_ids(*, user: UserLike | None, ids: list[int]) -> dict[int, Experience]:

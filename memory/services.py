@@ -48,7 +48,8 @@ from config import inputs
 from conversations.models import Conversation, Message, Run
 from memory import selectors
 from memory.embeddings import Embedder, get_embedder
-from memory.models import Experience, MirrorOutbox
+from memory.models import Experience, ExperienceRevision, MirrorOutbox
+from memory.ports import memory_model_for
 from memory.vector import Filter, VectorFilterError, VectorItem, VectorStore, get_vector_store
 from memory.vector.filters import normalise_filter
 
@@ -218,6 +219,59 @@ def _clean_metadata(metadata: Any) -> dict[str, Any]:
     return metadata
 
 
+# --- History
+
+
+Change = ExperienceRevision.Cause
+
+# Who changed a memory, and how -> the revision's cause.
+_CAUSES: dict[tuple[str, str], str] = {
+    ("model", "store"): Change.MODEL_ADD,
+    ("model", "update"): Change.MODEL_UPDATE,
+    ("model", "delete"): Change.MODEL_DELETE,
+    ("user", "update"): Change.USER_EDIT,
+    ("user", "delete"): Change.USER_DELETE,
+    ("consolidation", "update"): Change.CONSOLIDATION,
+    ("", "update"): Change.EDIT,
+    ("", "delete"): Change.DELETE,
+}
+
+
+@dataclass(frozen=True)
+class Revision:
+    """Who or what changes a memory: a user (``actor``), the model learning from a ``run``, or
+    consolidation; ``""`` for a caller that says nothing (a tool, a script)."""
+
+    by: str = ""
+    actor: AbstractBaseUser | None = None
+    run: Run | None = None
+
+    @classmethod
+    def user(cls, user: AbstractBaseUser) -> Revision:
+        return cls(by="user", actor=user)
+
+    @classmethod
+    def model(cls, run: Run | None) -> Revision:
+        return cls(by="model", run=run)
+
+
+def _revise(experience: Experience, revision: Revision, action: str, old_text: str, new_text: str) -> None:
+    """Record a change in the caller's transaction (before a delete: the row still has its id)."""
+    cause = _CAUSES.get((revision.by, action))
+    if cause is None:
+        return  # storing is a revision only when the model learned it
+    ExperienceRevision.objects.create(
+        experience=experience,
+        memory_id=experience.pk,
+        owner_id=experience.owner_id,
+        cause=cause,
+        old_text=old_text,
+        new_text=new_text,
+        actor_id=revision.actor.pk if revision.actor is not None else None,
+        run=revision.run,
+    )
+
+
 # --- Writes
 
 
@@ -231,11 +285,15 @@ def experience_store(
     run: Run | None = None,
     importance: float = 0.5,
     metadata: dict[str, Any] | None = None,
+    source_messages: Sequence[Message] = (),
+    revision: Revision | None = None,
 ) -> Experience:
     """Store one memory: the row, its chunk vectors and (if configured) a mirror outbox entry.
 
+    ``source_messages`` are its provenance (the messages it came from); ``revision`` says who or
+    what made it, recorded in its history (without one, storing is not a revision).
     Storing the same text again for the same owner, agent and kind returns the existing memory
-    (refreshed: the higher importance wins) instead of a duplicate.
+    (refreshed: the higher importance wins, the sources are added) instead of a duplicate.
     """
     text = _clean_text(text)
     kind = _clean_kind(kind)
@@ -246,7 +304,9 @@ def experience_store(
 
     existing = Experience.objects.filter(content_hash=digest, owner_id=owner_id, agent=agent, kind=kind).first()
     if existing is not None:
-        return experience_update(experience=existing, importance=max(existing.importance, importance))
+        return experience_update(
+            experience=existing, importance=max(existing.importance, importance), source_messages=source_messages
+        )
 
     embedder = _embedder()
     chunks = chunk_text(text)
@@ -265,6 +325,10 @@ def experience_store(
             embedding_model=f"{embedder.name}:{embedder.dimension}",
             chunk_count=len(chunks),
         )
+        if source_messages:
+            experience.source_messages.add(*source_messages)
+        if revision is not None:
+            _revise(experience, revision, "store", old_text="", new_text=text)
         _upsert_vectors(experience, chunks, vectors, embedder)
         _mirror(experience.pk, MirrorOutbox.Op.UPSERT)
     return experience
@@ -277,10 +341,15 @@ def experience_update(
     kind: str | None = None,
     importance: float | None = None,
     metadata: dict[str, Any] | None = None,
+    source_messages: Sequence[Message] = (),
+    revision: Revision | None = None,
 ) -> Experience:
-    """Change a memory; a new text is re-embedded (vectors of chunks that no longer exist go)."""
+    """Change a memory; a new text is re-embedded (vectors of chunks that no longer exist go) and
+    recorded in its history (``revision``: who or what changed it; a plain ``Revision()`` if not
+    given). ``source_messages`` are added to its provenance."""
     embedder = _embedder()
     old_chunks = experience.chunk_count
+    old_text = experience.text
     reembed = False
     if text is not None:
         text = _clean_text(text)
@@ -302,6 +371,10 @@ def experience_update(
         experience.chunk_count = len(chunks)
         experience.embedding_model = f"{embedder.name}:{embedder.dimension}"
         experience.save()
+        if source_messages:
+            experience.source_messages.add(*source_messages)
+        if experience.text != old_text:
+            _revise(experience, revision or Revision(), "update", old_text=old_text, new_text=experience.text)
         # Metadata (kind, importance) travels with the vectors: upsert them all again.
         _upsert_vectors(experience, chunks, vectors, embedder)
         stale = vector_ids(experience.pk, old_chunks)[len(chunks) :]
@@ -319,11 +392,13 @@ def _current_vectors(experience: Experience, embedder: Embedder, chunks: list[st
     return _embed(embedder, chunks)  # missing vectors (e.g. a wiped store): rebuild them
 
 
-def experience_delete(*, experience: Experience) -> None:
-    """Delete a memory and its vectors. Memories merged into it get their full weight back."""
+def experience_delete(*, experience: Experience, revision: Revision | None = None) -> None:
+    """Delete a memory and its vectors; its history keeps a revision with its last text (``revision``:
+    who or what deleted it). Memories merged into it get their full weight back."""
     embedder = _embedder()
     pk = experience.pk
     with transaction.atomic():
+        _revise(experience, revision or Revision(), "delete", old_text=experience.text, new_text="")
         source_ids = list(experience.sources.values_list("pk", flat=True))
         Experience.objects.filter(pk__in=source_ids).update(
             weight=1.0, consolidated_into=None, updated_at=timezone.now()
@@ -460,26 +535,42 @@ def experiences_retrieve_similar(
 # --- End of a run
 
 
-def run_experiences_store(*, run_id: int) -> list[Experience]:
-    """Each memory-enabled agent that spoke in a completed run stores the task and its outcome
-    (its last text) as an episodic memory of the conversation's owner."""
-    run = Run.objects.select_related("conversation__team", "conversation__agent").get(pk=run_id)
+def run_memory_agents(run: Run) -> list[Agent]:
+    """The memory-enabled agents of a run's conversation (its agent, or its team's members in order)."""
     conversation = run.conversation
     if conversation.team_id is not None:
-        agents = [m.agent for m in conversation.team.members.select_related("agent")]  # type: ignore[union-attr]
+        agents = [m.agent for m in conversation.team.members.select_related("agent__model_config")]  # type: ignore[union-attr]
     else:
         agents = [conversation.agent] if conversation.agent else []
-    agents = [a for a in agents if a.memory_enabled]
+    return [a for a in agents if a.memory_enabled]
+
+
+def completed_run(run_id: int) -> Run | None:
+    """The run, if it completed; a failed, cancelled or unfinished run teaches nothing."""
+    run = Run.objects.select_related("conversation__team", "conversation__agent__model_config").get(pk=run_id)
+    return run if run.status == Run.Status.COMPLETED else None
+
+
+def run_experiences_store(*, run_id: int) -> list[Experience]:
+    """Episodic mode: each memory-enabled agent that spoke in a completed run stores the task and
+    its outcome (its last text), verbatim, as an episodic memory of the conversation's owner, with
+    the task's and the outcome's messages as its provenance. Other runs store nothing."""
+    run = completed_run(run_id)
+    if run is None:
+        return []
+    conversation = run.conversation
+    agents = run_memory_agents(run)
     if not agents:
         return []
     messages = list(run.messages.order_by("seq"))
-    task = next((m.content for m in messages if m.type == Message.Type.USER), "").strip()
+    task_message = next((m for m in messages if m.type == Message.Type.USER), None)
+    task = task_message.content.strip() if task_message else ""
     stored = []
     for agent in agents:
-        said = [m.content for m in messages if m.source == agent.slug and m.type == Message.Type.TEXT and m.content]
-        if not task or not said:
+        said = [m for m in messages if m.source == agent.slug and m.type == Message.Type.TEXT and m.content]
+        if task_message is None or not task or not said:
             continue
-        outcome = said[-1].strip()
+        outcome = said[-1].content.strip()
         stored.append(
             experience_store(
                 text=f"Task: {task}\nOutcome: {outcome}",
@@ -490,6 +581,7 @@ def run_experiences_store(*, run_id: int) -> list[Experience]:
                 run=run,
                 importance=0.5,
                 metadata={"source": "run", "run": run.pk},
+                source_messages=[task_message, said[-1]],
             )
         )
     return stored
@@ -532,31 +624,25 @@ def extractive_summary(texts: list[str], *, embedder: Embedder | None = None, ma
 
 
 async def _model_summaries(clusters: list[list[Experience]]) -> dict[int, str]:
-    """Cluster index -> the summary its agent's model wrote, for clusters whose agent has a model
-    worth asking. All calls share one event loop (the model clients are process-wide)."""
-    from autogen_core.models import LLMMessage, SystemMessage, UserMessage
-
-    from agents.providers import model_client_for
-
+    """Cluster index -> the summary its agent's model wrote (through the ``memory.ports`` seam),
+    for clusters whose agent has a model worth asking. All calls share one event loop (the model
+    clients are process-wide)."""
     written: dict[int, str] = {}
     for index, sources in enumerate(clusters):
         agent = sources[0].agent
         if agent is None or agent.model_config.provider in EXTRACTIVE_PROVIDERS:
             continue
         listing = "\n".join(f"- {s.text}" for s in sources)
-        messages: list[LLMMessage] = [
-            SystemMessage(
-                content="You distil memories. Reply with the lasting lesson only, in at most three sentences."
-            ),
-            UserMessage(content=f"Merge these related memories into one:\n{listing}", source="memory"),
-        ]
         try:
-            result = await model_client_for(agent.model_config).create(messages)
-        except Exception as exc:  # a model outage must not stop consolidation
+            reply = await memory_model_for(agent).complete(
+                system="You distil memories. Reply with the lasting lesson only, in at most three sentences.",
+                user=f"Merge these related memories into one:\n{listing}",
+            )
+        except Exception as exc:  # a model outage (or none installed) must not stop consolidation
             logger.warning("Model summary failed for agent %s, using an extractive one: %s", agent.slug, exc)
             continue
-        if isinstance(result.content, str) and result.content.strip():
-            written[index] = result.content.strip()[:TEXT_MAX_CHARS]
+        if reply.strip():
+            written[index] = reply.strip()[:TEXT_MAX_CHARS]
     return written
 
 
@@ -630,10 +716,13 @@ def memory_consolidate(
                 importance=max(s.importance for s in sources),
                 metadata={"consolidated_from": [s.pk for s in sources], "method": method},
             )
+            merged.source_messages.add(*{m for s in sources for m in s.source_messages.all()})
             for source in sources:
                 source.consolidated_into = merged
                 source.weight = min(source.weight, CONSOLIDATED_SOURCE_WEIGHT)
                 source.save(update_fields=["consolidated_into", "weight", "updated_at"])
+                # Its text stays; the revision says what it was merged into.
+                _revise(source, Revision(by="consolidation"), "update", old_text=source.text, new_text=merged.text)
                 _mirror(source.pk, MirrorOutbox.Op.UPSERT)
         created.append(merged)
     return created

@@ -1,5 +1,6 @@
-"""The Memory page: semantic search with scores, the list filtered by agent and kind, provenance of
-consolidated memories, delete. One view renders the page or, for htmx, the results fragment."""
+"""The Memory page: semantic search with scores, the list filtered by agent and kind, provenance
+(consolidated sources; links to the messages a memory came from), a memory's history, and the
+owner's corrections (edit, delete). One view renders the page or, for htmx, its fragment."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from conversations import selectors as conversation_selectors
 from conversations.views import HtmxHttpRequest, _is_htmx_fragment_request
 from memory import selectors, services
-from memory.forms import MemoryFilterForm
+from memory.forms import MemoryEditForm, MemoryFilterForm
+from memory.models import Experience
 
 SEARCH_K = 20
 LIST_LIMIT = 200
@@ -48,16 +50,68 @@ def memory_list_view(request: HtmxHttpRequest) -> HttpResponse:
     if _is_htmx_fragment_request(request):
         return render(request, "memory/partials/results.html", context)
     context["conversations"] = conversation_selectors.conversation_list(user=request.user)
+    context["deleted"] = selectors.experience_revisions_deleted(user=request.user)
     return render(request, "memory/list.html", context)
+
+
+def _editable_or_404(request: HtmxHttpRequest, experience_id: int) -> Experience:
+    experience = selectors.experience_get_editable(user=request.user, pk=experience_id)
+    if experience is None:
+        raise Http404("No such memory among yours.")
+    return experience
+
+
+@login_required
+@require_GET
+def memory_item_view(request: HtmxHttpRequest, experience_id: int) -> HttpResponse:
+    """One memory's card (what "Cancel" on the edit form swaps back)."""
+    experience = selectors.experience_get(user=request.user, pk=experience_id)
+    if experience is None:
+        raise Http404("No such memory among yours.")
+    return render(request, "memory/partials/item.html", {"experience": experience})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def memory_edit_view(request: HtmxHttpRequest, experience_id: int) -> HttpResponse:
+    """GET: the edit form in place of the memory's card; POST: the correction, then the card."""
+    experience = _editable_or_404(request, experience_id)
+    form = MemoryEditForm(request.POST or None, initial={"text": experience.text})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.experience_update(
+                experience=experience,
+                text=form.cleaned_data["text"],
+                revision=services.Revision.user(request.user),  # type: ignore[arg-type]
+            )
+        except ValidationError as exc:
+            form.add_error("text", " ".join(exc.messages))
+        else:
+            if _is_htmx_fragment_request(request):
+                return render(request, "memory/partials/item.html", {"experience": experience})
+            return redirect("memory:list")
+    template = "memory/partials/edit.html" if _is_htmx_fragment_request(request) else "memory/edit.html"
+    return render(request, template, {"experience": experience, "form": form})
+
+
+@login_required
+@require_GET
+def memory_history_view(request: HtmxHttpRequest, experience_id: int) -> HttpResponse:
+    """What a memory said before, and who or what changed it."""
+    experience = selectors.experience_get(user=request.user, pk=experience_id)
+    if experience is None:
+        raise Http404("No such memory among yours.")
+    context = {"experience": experience, "revisions": selectors.experience_history(experience=experience)}
+    if _is_htmx_fragment_request(request):
+        return render(request, "memory/partials/history.html", context)
+    return render(request, "memory/history.html", context)
 
 
 @login_required
 @require_POST
 def memory_delete_view(request: HtmxHttpRequest, experience_id: int) -> HttpResponse:
-    experience = selectors.experience_get_editable(user=request.user, pk=experience_id)
-    if experience is None:
-        raise Http404("No such memory among yours.")
-    services.experience_delete(experience=experience)
+    experience = _editable_or_404(request, experience_id)
+    services.experience_delete(experience=experience, revision=services.Revision.user(request.user))  # type: ignore[arg-type]
     if _is_htmx_fragment_request(request):
         return HttpResponse("")  # htmx swaps the item away
     return redirect("memory:list")

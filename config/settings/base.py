@@ -230,6 +230,10 @@ LODESTONE_LOCAL_MODEL = env.get_str("LODESTONE_LOCAL_MODEL", "smollm2-135m")
 LODESTONE_LOCAL_PREFIX_CACHE_MB = env.get_int("LODESTONE_LOCAL_PREFIX_CACHE_MB", 512)
 
 # --- Memory: the embedder and vector store backends (registries in memory/embeddings, memory/vector).
+# What a memory-enabled agent keeps after a completed run (memory/learning.py): "learn" (the model
+# extracts the facts, preferences and lessons worth keeping and reconciles them with what is already
+# remembered: add, update, delete or nothing) or "episodic" (the task and the last answer, verbatim).
+LODESTONE_MEMORY_MODE = env.get_str("LODESTONE_MEMORY_MODE", "learn")
 LODESTONE_EMBEDDER = env.get_str("LODESTONE_EMBEDDER", "local")
 # "local" embedder: "int8" (default, about twice as fast) or "fp32" (the original model, exact).
 # Both are built once from the packaged weights into LODESTONE_MODEL_DIR.

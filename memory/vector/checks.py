@@ -11,6 +11,7 @@ from django.core.checks import CheckMessage, Error
 
 from memory import embeddings, vector
 from memory.embeddings.minilm_onnx import PRECISIONS
+from memory.learning import MODES
 
 
 def memory_backend_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -49,4 +50,13 @@ def memory_backend_settings(app_configs: Any = None, **kwargs: Any) -> list[Chec
         errors.append(Error("VECTOR_STORE=pinecone needs PINECONE_INDEX_HOST (or PINECONE_INDEX).", id="memory.E004"))
     if store == "pgvector" and "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
         errors.append(Error("VECTOR_STORE=pgvector needs a PostgreSQL DATABASE_URL.", id="memory.E005"))
+    mode = getattr(settings, "LODESTONE_MEMORY_MODE", "learn")
+    if mode not in MODES:
+        errors.append(
+            Error(
+                f"Unknown memory mode {mode!r} (LODESTONE_MEMORY_MODE).",
+                hint=f"Choose one of {', '.join(sorted(MODES))}.",
+                id="memory.E007",
+            )
+        )
     return errors

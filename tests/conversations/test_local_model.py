@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -63,11 +64,14 @@ async def test_local_model_streams_a_real_reply_that_is_persisted(inline_runner:
 
 
 async def test_the_demo_assistant_remembers_across_conversations(
-    inline_runner: InlineRunner, own_vector_store: Path
+    inline_runner: InlineRunner, own_vector_store: Path, settings: Any
 ) -> None:
     """The real local model, the real embedder and the embedded store: what the demo assistant did
-    in one conversation is recalled (and shown as a "recalled" card) in the next."""
+    in one conversation is recalled (and shown as a "recalled" card) in the next. Episodic mode
+    (learn mode on a real model: tests/memory/test_learning_local_model.py)."""
     from memory.models import Experience
+
+    settings.LODESTONE_MEMORY_MODE = "episodic"
 
     seeded = await sync_to_async(agent_services.demo_seed)()
     assistant = seeded["agents"][0]
@@ -77,6 +81,7 @@ async def test_the_demo_assistant_remembers_across_conversations(
         conversation=first, user=user, text="Our staging server listens on port 8081 behind nginx."
     )
     assert (await wait_for_run(run.pk)).status == Run.Status.COMPLETED
+    await inline_runner.wait_idle()  # memory is stored once the run has completed
     memory = await Experience.objects.aget(owner=user, agent=assistant)
     assert "8081" in memory.text and memory.kind == "episodic"
 

@@ -147,3 +147,38 @@ def test_provenance_of_a_consolidated_memory() -> None:
     assert listed[merged.pk]["sources"] == body["sources"]
     assert {listed[s.pk]["consolidated_into"] for s in sources} == {merged.pk}
     assert {listed[s.pk]["weight"] for s in sources} == {services.CONSOLIDATED_SOURCE_WEIGHT}
+
+
+def test_source_messages_and_history_are_served_and_api_changes_are_revisions() -> None:
+    from tests.memory.test_views import learned_memory
+
+    alice, bob = factories.user(), factories.user()
+    experience, message = learned_memory(alice)
+    api = client_for(alice)
+
+    body = api.get(f"/api/memory/experiences/{experience.pk}/").json()
+    assert body["source_messages"] == [
+        {"id": message.pk, "conversation_id": message.conversation_id, "seq": 1, "source": "user", "type": "user"}
+    ]
+    assert api.patch(
+        f"/api/memory/experiences/{experience.pk}/", {"text": "The user's favourite colour is navy."}, format="json"
+    ).json()["text"] == ("The user's favourite colour is navy.")
+    history = api.get(f"/api/memory/experiences/{experience.pk}/history/").json()
+    assert [(r["cause"], r["actor"], r["old_text"], r["new_text"]) for r in history] == [
+        (
+            "user_edit",
+            alice.get_username(),
+            "The user's favourite colour is teal.",
+            "The user's favourite colour is navy.",
+        ),
+        ("model_add", None, "", "The user's favourite colour is teal."),
+    ]
+    assert history[1]["run_id"] == experience.run_id
+    assert client_for(bob).get(f"/api/memory/experiences/{experience.pk}/history/").status_code == 404
+    assert APIClient().get(f"/api/memory/experiences/{experience.pk}/history/").status_code == 401
+
+    assert api.delete(f"/api/memory/experiences/{experience.pk}/").status_code == 204
+    from memory.models import ExperienceRevision
+
+    deleted = ExperienceRevision.objects.get(memory_id=experience.pk, cause="user_delete")
+    assert deleted.old_text == "The user's favourite colour is navy." and deleted.actor_id == alice.pk

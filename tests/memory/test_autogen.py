@@ -33,7 +33,8 @@ def fresh_vector_store(own_vector_store: Path, tmp_path: Path, settings: Any) ->
     settings.VAR_DIR = tmp_path
 
 
-async def test_memory_enabled_agent_recalls_into_its_model_context(inline_runner: InlineRunner) -> None:
+async def test_memory_enabled_agent_recalls_into_its_model_context(inline_runner: InlineRunner, settings: Any) -> None:
+    settings.LODESTONE_MEMORY_MODE = "episodic"  # learn mode: tests/memory/test_learning.py
     user = await sync_to_async(factories.user)()
     model = await sync_to_async(factories.replay_model)(["Your favourite colour is teal."])
     agent = await sync_to_async(factories.agent)(model, "rememberer", memory_enabled=True)
@@ -64,10 +65,14 @@ async def test_memory_enabled_agent_recalls_into_its_model_context(inline_runner
     [item] = memory.payload["memories"]
     assert item["id"] == remembered.pk and item["text"] == remembered.text and 0 < item["score"] <= 1
 
-    # The run's task and outcome became an episodic memory of this user and agent.
+    # The run's task and outcome became an episodic memory of this user and agent (once the run
+    # has completed), linked to the task's and the answer's messages.
+    await inline_runner.wait_idle()
     stored = await Experience.objects.filter(run_id=run.pk).aget()
     assert stored.kind == "episodic" and stored.owner_id == user.pk and stored.agent_id == agent.pk
     assert stored.text == "Task: What is my favourite colour?\nOutcome: Your favourite colour is teal."
+    sources = [m.seq async for m in stored.source_messages.order_by("seq")]
+    assert sources == [messages[0].seq, messages[2].seq]
 
 
 async def test_agent_without_memory_recalls_and_stores_nothing(inline_runner: InlineRunner) -> None:

@@ -297,6 +297,8 @@ def test_system_check_names_bad_backend_settings() -> None:
         assert [e.id for e in memory_backend_settings()] == ["memory.E001", "memory.E002"]
     with override_settings(LODESTONE_VECTOR_STORE="pinecone", PINECONE_API_KEY=None, PINECONE_INDEX_HOST=None):
         assert [e.id for e in memory_backend_settings()] == ["memory.E003", "memory.E004"]
+    with override_settings(LODESTONE_MEMORY_MODE="verbatim"):
+        assert [e.id for e in memory_backend_settings()] == ["memory.E007"]
     with override_settings(LODESTONE_VECTOR_STORE="pgvector"):
         # pgvector needs PostgreSQL as the database (this suite also runs on it: tests/on_postgres.py).
         on_postgres = "postgresql" in settings.DATABASES["default"]["ENGINE"]

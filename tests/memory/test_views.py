@@ -126,3 +126,116 @@ def test_the_delete_button_of_a_shared_memory_follows_the_share_permission_not_s
     assert delete_url in logged_in(sharer).get("/memory/").content.decode()
     logged_in(sharer).post(delete_url)
     assert not Experience.objects.filter(pk=shared.pk).exists()
+
+
+# --- Provenance, corrections and history
+
+
+def learned_memory(owner: Any) -> tuple[Experience, Any]:
+    """A memory linked to the user message it came from, as learn mode stores it."""
+    from conversations.models import Message, Run
+
+    agent = factories.agent(factories.replay_model(["ok"]), name="Helper")
+    conversation = factories.conversation(owner, agent=agent)
+    run = Run.objects.create(conversation=conversation, status=Run.Status.COMPLETED)
+    message = Message.objects.create(
+        conversation=conversation, run=run, seq=1, source="user", type="user", content="My favourite colour is teal."
+    )
+    experience = services.experience_store(
+        text="The user's favourite colour is teal.",
+        kind="semantic",
+        owner=owner,
+        agent=agent,
+        conversation=conversation,
+        run=run,
+        metadata={"source": "learned", "category": "fact", "run": run.pk},
+        source_messages=[message],
+        revision=services.Revision.model(run),
+    )
+    return experience, message
+
+
+def test_a_memory_links_to_the_message_it_came_from_and_the_chat_has_that_anchor() -> None:
+    alice = factories.user()
+    _, message = learned_memory(alice)
+    client = logged_in(alice)
+    html = client.get("/memory/").content.decode()
+    link = f'href="/conversations/{message.conversation_id}/#msg-{message.seq}"'
+    assert link in html and "your message #1" in html and "learned fact" in html
+    chat = client.get(f"/conversations/{message.conversation_id}/").content.decode()
+    assert f'id="msg-{message.seq}"' in chat and "My favourite colour is teal." in chat
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/memory/{pk}/edit/"),
+        ("post", "/memory/{pk}/edit/"),
+        ("get", "/memory/{pk}/history/"),
+        ("get", "/memory/{pk}/"),
+        ("post", "/memory/{pk}/delete/"),
+    ],
+)
+def test_anonymous_users_are_sent_to_log_in_and_other_users_get_404(method: str, path: str) -> None:
+    alice, bob = factories.user(), factories.user()
+    experience, _ = learned_memory(alice)
+    url = path.format(pk=experience.pk)
+    anonymous = getattr(Client(), method)(url, {"text": "Hacked."} if method == "post" else None)
+    assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+    other = getattr(logged_in(bob), method)(url, {"text": "Hacked."} if method == "post" else None, headers=HTMX)
+    assert other.status_code == 404
+    experience.refresh_from_db()
+    assert experience.text == "The user's favourite colour is teal."
+    assert getattr(logged_in(alice), method)(url, {"text": "Teal."} if method == "post" else None).status_code in (
+        200,
+        302,
+    )
+
+
+def test_the_owner_corrects_a_memory_in_place_and_sees_its_history() -> None:
+    alice = factories.user()
+    experience, _ = learned_memory(alice)
+    client = logged_in(alice)
+
+    form = client.get(f"/memory/{experience.pk}/edit/", headers=HTMX).content.decode()
+    assert "<main" not in form and 'name="csrfmiddlewaretoken"' in form
+    assert f'hx-post="/memory/{experience.pk}/edit/"' in form and "favourite colour is teal" in form
+    card = client.post(
+        f"/memory/{experience.pk}/edit/", {"text": "  The user's favourite colour is dark teal. "}, headers=HTMX
+    )
+    assert card.status_code == 200 and "favourite colour is dark teal." in card.content.decode()
+    assert f'id="memory-{experience.pk}"' in card.content.decode()
+    experience.refresh_from_db()
+    assert experience.text == "The user's favourite colour is dark teal."
+    # Re-embedded: the search finds the corrected text.
+    assert services.experiences_retrieve_similar(context="dark teal", user=alice, k=1)[0].experience == experience
+
+    blank = client.post(f"/memory/{experience.pk}/edit/", {"text": "   "}, headers=HTMX).content.decode()
+    assert 'role="alert"' in blank
+    experience.refresh_from_db()
+    assert experience.text == "The user's favourite colour is dark teal."
+
+    history = client.get(f"/memory/{experience.pk}/history/", headers=HTMX).content.decode()
+    assert history.index("Corrected by a user") < history.index("Learned from a run")  # newest first
+    assert f"by {alice.get_username()}" in history
+    assert "was: <del>The user&#x27;s favourite colour is teal.</del>" in history
+    from memory.models import ExperienceRevision
+
+    edit = ExperienceRevision.objects.filter(memory_id=experience.pk).first()
+    assert edit is not None and (edit.cause, edit.actor_id, edit.run_id) == ("user_edit", alice.pk, None)
+
+
+def test_a_deletion_keeps_the_text_in_the_history_and_the_page_lists_it() -> None:
+    alice = factories.user()
+    experience, _ = learned_memory(alice)
+    client = logged_in(alice)
+    assert client.post(f"/memory/{experience.pk}/delete/", headers=HTMX).status_code == 200
+    from memory.models import ExperienceRevision
+
+    revision = ExperienceRevision.objects.get(memory_id=experience.pk, cause="user_delete")
+    assert revision.old_text == "The user's favourite colour is teal." and revision.actor_id == alice.pk
+    page = client.get("/memory/").content.decode()
+    assert "Recently deleted (1)" in page and "Deleted by a user" in page
+    assert f"#{experience.pk} ·" in page
+    # Not on another user's page.
+    assert "Recently deleted" not in logged_in(factories.user()).get("/memory/").content.decode()
