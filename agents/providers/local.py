@@ -13,6 +13,10 @@ the conversation as user text, because given back as ``role: tool`` both Qwen mo
 call. While tools are offered, text streams only once it cannot be the start of a call: a reply
 that starts with a call marker is held back whole, and text after a marker in mid-reply is held
 back from the marker on; what turns out not to be a call is sent as one last chunk.
+
+JSON output, structured output and required tool calls constrain decoding with a llama.cpp grammar
+(``grammars``); a reply that starts like a call but is not a valid one is generated once more under
+the grammar of a valid call.
 """
 
 from __future__ import annotations
