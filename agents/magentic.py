@@ -1,12 +1,17 @@
 """Magentic-One with its ledgers visible: AutoGen's orchestrator only logs the progress ledger and its
 re-planning to a trace logger; this subclass also puts them on the team's output stream as
-``LedgerEvent``s, so the executor can store them as ``ledger`` messages."""
+``LedgerEvent``s, so the executor can store them as ``ledger`` messages.
+
+A model client with structured output is asked for AutoGen's ledger schema, whose next speaker is
+any string; ours asks for the same ledger with the next speaker one of the team's names, so a
+grammar-constrained local model cannot name nobody (AutoGen gives up at once on an unknown name).
+"""
 
 from __future__ import annotations
 
 import ast
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from autogen_agentchat.base import TerminationCondition
@@ -14,6 +19,10 @@ from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, MessageF
 from autogen_agentchat.teams import MagenticOneGroupChat
 from autogen_agentchat.teams._group_chat._events import GroupChatTermination
 from autogen_agentchat.teams._group_chat._magentic_one._magentic_one_orchestrator import MagenticOneOrchestrator
+from autogen_core import CancellationToken
+from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, ModelInfo, RequestUsage
+from autogen_core.tools import Tool, ToolSchema
+from pydantic import BaseModel, create_model
 
 ORCHESTRATOR_NAME = "MagenticOneOrchestrator"
 # ORCHESTRATOR_TASK_LEDGER_FULL_PROMPT starts with this line: the orchestrator's task ledger message.
@@ -49,7 +58,114 @@ def progress_summary(ledger: dict[str, Any]) -> str:
     return "Progress: " + ", ".join(p for p in parts if p) + "."
 
 
+_LEDGER_KEYS = (
+    "is_request_satisfied",
+    "is_in_loop",
+    "is_progress_being_made",
+    "next_speaker",
+    "instruction_or_question",
+)
+
+
+class _BooleanAnswer(BaseModel):
+    reason: str
+    answer: bool
+
+
+class _TextAnswer(BaseModel):
+    reason: str
+    answer: str
+
+
+def ledger_model(names: Sequence[str]) -> type[BaseModel]:
+    """AutoGen's progress-ledger schema, with ``next_speaker.answer`` one of ``names``."""
+    speaker: Any = Literal[tuple(names)]
+    speaker_answer = create_model("LedgerSpeakerAnswer", reason=(str, ...), answer=(speaker, ...))
+    fields: dict[str, Any] = {key: (_BooleanAnswer, ...) for key in _LEDGER_KEYS[:3]}
+    return create_model(
+        "TeamLedgerEntry", **fields, next_speaker=(speaker_answer, ...), instruction_or_question=(_TextAnswer, ...)
+    )
+
+
+class _TeamLedgerClient(ChatCompletionClient):
+    """The orchestrator's model client, asked for the team's ledger schema instead of AutoGen's."""
+
+    def __init__(self, client: ChatCompletionClient, names: Sequence[str]) -> None:
+        self._client = client
+        self._ledger = ledger_model(names)
+
+    def _schema(self, json_output: bool | type[BaseModel] | None) -> bool | type[BaseModel] | None:
+        if isinstance(json_output, type) and tuple(json_output.model_fields) == _LEDGER_KEYS:
+            return self._ledger
+        return json_output
+
+    async def create(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> CreateResult:
+        return await self._client.create(
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            json_output=self._schema(json_output),
+            extra_create_args=extra_create_args,
+            cancellation_token=cancellation_token,
+        )
+
+    def create_stream(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> AsyncGenerator[str | CreateResult, None]:
+        return self._client.create_stream(
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            json_output=self._schema(json_output),
+            extra_create_args=extra_create_args,
+            cancellation_token=cancellation_token,
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    def actual_usage(self) -> RequestUsage:
+        return self._client.actual_usage()
+
+    def total_usage(self) -> RequestUsage:
+        return self._client.total_usage()
+
+    def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+        return self._client.count_tokens(messages, tools=tools)
+
+    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+        return self._client.remaining_tokens(messages, tools=tools)
+
+    @property
+    def capabilities(self) -> Any:
+        return self._client.model_info
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self._client.model_info
+
+
 class LedgerOrchestrator(MagenticOneOrchestrator):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._model_client = _TeamLedgerClient(self._model_client, self._participant_names)
+
     async def _log_message(self, log_message: str) -> None:
         await super()._log_message(log_message)
         event: LedgerEvent | None = None

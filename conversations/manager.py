@@ -16,6 +16,7 @@ into the messages the chat shows.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import re
@@ -23,7 +24,8 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal
 
 from autogen_agentchat.messages import (
     BaseAgentEvent,
@@ -34,6 +36,7 @@ from autogen_agentchat.messages import (
 )
 from autogen_agentchat.teams import BaseGroupChat
 from autogen_core.models import AssistantMessage, ChatCompletionClient, LLMMessage, UserMessage
+from pydantic import BaseModel, create_model
 
 from agents.factory import DEFAULT_SELECTOR_PROMPT, MAX_SELECTOR_ATTEMPTS, TeamSpec
 from agents.magentic import ORCHESTRATOR_NAME, TASK_LEDGER_PREFIX, LedgerEvent
@@ -218,6 +221,24 @@ def _mentions_in_answer(text: str, names: Sequence[str]) -> list[str]:
     return found
 
 
+@lru_cache(maxsize=64)
+def _speaker_choice(allowed: tuple[str, ...]) -> type[BaseModel]:
+    """The structured answer of a selector model: ``{"speaker": <one of allowed>}``."""
+    speaker: Any = Literal[allowed]  # a Literal of the names: an enum in the JSON schema
+    return create_model("NextSpeaker", speaker=(speaker, ...))
+
+
+def _speaker_in_json(answer: str, names: Sequence[str]) -> list[str] | None:
+    """The speaker a JSON answer names (``[]`` for an unknown name); ``None`` if it is no such JSON."""
+    try:
+        value = json.loads(answer)
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("speaker"), str):
+        return None
+    return [value["speaker"]] if value["speaker"] in names else []
+
+
 class SelectorRouter:
     """``selector_func`` of a selector team: our routing first, the selector model as fallback."""
 
@@ -250,18 +271,29 @@ class SelectorRouter:
         return decision.agent
 
     async def _ask_model(self, chat: Sequence[BaseChatMessage], allowed: list[str]) -> RoutingDecision:
+        """Asks the selector model, with AutoGen's feedback on a bad answer. A client with structured
+        output is asked for ``{"speaker": <one of allowed>}`` (an enum, so a constrained local model
+        can only name a valid speaker); others answer in text, parsed by AutoGen's rule."""
         roles = "\n".join(re.sub(r"\s+", " ", f"{c.slug}: {c.description}").strip() for c in self.candidates)
         history = "\n".join(f"{m.source}: {m.to_model_text()}".rstrip() + "\n" for m in chat)
         prompt = self.prompt.format(roles=roles, participants=str(allowed), history=history)
+        speaker_schema = _speaker_choice(tuple(allowed)) if self.client.model_info.get("structured_output") else None
+        if speaker_schema is not None:
+            prompt += f'\n\nAnswer in JSON: {{"speaker": "<one of {", ".join(allowed)}>"}}'
         messages: list[LLMMessage] = [UserMessage(content=prompt, source="user")]
         prompt_tokens = completion_tokens = 0
         answer = ""
         for attempt in range(1, self.max_attempts + 1):
-            result = await self.client.create(messages)
+            if speaker_schema is not None:
+                result = await self.client.create(messages, json_output=speaker_schema)
+            else:
+                result = await self.client.create(messages)
             prompt_tokens += result.usage.prompt_tokens
             completion_tokens += result.usage.completion_tokens
             answer = result.content if isinstance(result.content, str) else str(result.content)
-            named = _mentions_in_answer(answer, self.names)
+            named = _speaker_in_json(answer, self.names)
+            if named is None:  # no JSON asked for, or none given: the names in the text
+                named = _mentions_in_answer(answer, self.names)
             if len(named) == 1 and named[0] in allowed:
                 why = "Routing was not confident; the selector model chose this agent"
                 return RoutingDecision(

@@ -1,4 +1,4 @@
-"""The local models on llama.cpp: SmolLM2-135M-Instruct (bundled, the default) or Qwen2.5-Coder
+"""The local models on llama.cpp: SmolLM2-135M-Instruct (bundled) or Qwen2.5-Coder
 0.5B/1.5B-Instruct, chosen by ``LODESTONE_LOCAL_MODEL`` (``local_models`` says where each file comes
 from and checks it), or any GGUF file a model config names by path.
 
@@ -15,6 +15,10 @@ the conversation as user text, because given back as ``role: tool`` both Qwen mo
 call. While tools are offered, text streams only once it cannot be the start of a call: a reply
 that starts with a call marker is held back whole, and text after a marker in mid-reply is held
 back from the marker on; what turns out not to be a call is sent as one last chunk.
+
+JSON output, structured output and required tool calls constrain decoding with a llama.cpp grammar
+(``grammars``); a reply that starts like a call but is not a valid one is generated once more under
+the grammar of a valid call.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from __future__ import annotations
 import asyncio
 import atexit
 import json
+import logging
 import threading
 import uuid
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from contextlib import aclosing
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -48,6 +54,7 @@ from django.conf import settings
 from pydantic import BaseModel
 
 from agents.providers import ProviderError, register_provider
+from agents.providers.grammars import GrammarError, reply_grammar, tool_call_grammar
 from agents.providers.local_models import (
     PackagedModel,
     catalogue_entry_for,
@@ -58,10 +65,14 @@ from agents.providers.local_models import (
 )
 from agents.providers.model_queue import LOCAL_MODEL_QUEUE, report_cache
 from agents.providers.prefix_cache import PrefixCachingLlama, PrefixStateCache
-from agents.providers.tool_calls import parse_tool_calls, streamable_prefix, tools_prompt
+from agents.providers.tool_calls import ParsedCall, looks_like_call, parse_tool_calls, streamable_prefix, tools_prompt
 
 if TYPE_CHECKING:
+    from llama_cpp import LlamaGrammar
+
     from agents.models import ModelConfig
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_CONTEXT = 2048
@@ -120,6 +131,14 @@ def local_model_tool_calling(model: str = "") -> bool:
         return packaged_model(model or settings.LODESTONE_LOCAL_MODEL).tool_calling
     entry = catalogue_entry_for(read_gguf_info(Path(model)))
     return entry is not None and entry.tool_calling
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _call_id() -> str:
@@ -206,16 +225,19 @@ class LocalChatCompletionClient(ChatCompletionClient):
         self._model_info = ModelInfo(
             vision=False,
             function_calling=tool_calling,
-            json_output=False,
+            # Any llama.cpp model can be held to JSON, or to a schema, by a grammar (``grammars``).
+            json_output=True,
             family=ModelFamily.UNKNOWN,
-            structured_output=False,
+            structured_output=True,
         )
 
     @property
     def _model(self) -> PrefixCachingLlama:
         return _load(self._model_path, self._n_ctx, self._n_threads)
 
-    def _generate(self, messages: list[dict[str, str]], stop: threading.Event) -> Iterator[tuple[str, Any]]:
+    def _generate(
+        self, messages: list[dict[str, str]], stop: threading.Event, grammar: LlamaGrammar | None = None
+    ) -> Iterator[tuple[str, Any]]:
         """Runs in a worker thread, holding the model's turn: yields ("token", text) then ("usage",
         (prompt, completion))."""
         llama = self._model
@@ -226,6 +248,7 @@ class LocalChatCompletionClient(ChatCompletionClient):
             max_tokens=self._max_tokens,
             temperature=self._temperature,
             seed=self._seed,
+            grammar=grammar,
         )
         for chunk in stream:
             if stop.is_set():
@@ -237,28 +260,23 @@ class LocalChatCompletionClient(ChatCompletionClient):
                 yield "token", text
         yield "usage", (llama.last_prompt_tokens, completion_tokens)
 
-    async def create_stream(
+    async def _replies(
         self,
-        messages: Sequence[LLMMessage],
-        *,
-        tools: Sequence[Tool | ToolSchema] = [],
-        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
-        json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = {},
-        cancellation_token: CancellationToken | None = None,
-    ) -> AsyncGenerator[str | CreateResult, None]:
+        llama_messages: list[dict[str, str]],
+        grammar: LlamaGrammar | None,
+        cancellation_token: CancellationToken | None,
+    ) -> AsyncGenerator[tuple[str, Any], None]:
+        """One generation in a worker thread, in its turn on the model: ("token", text)... then
+        ("usage", (prompt, completion))."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         stop = threading.Event()
-        offered = list(tools) if self._tool_calling and tool_choice != "none" else []
-        llama_messages = to_llama_messages(messages, tools_block=tools_prompt(offered) if offered else "")
-
         # Our turn on the model; waiting runs are told their place (model_queue) and can be cancelled.
         turn = await LOCAL_MODEL_QUEUE.acquire(cancellation_token=cancellation_token)
 
         def produce() -> None:
             try:
-                for item in self._generate(llama_messages, stop):
+                for item in self._generate(llama_messages, stop, grammar=grammar):
                     loop.call_soon_threadsafe(queue.put_nowait, item)
             except Exception as exc:  # handed to the consumer, which raises it in the run
                 loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
@@ -273,43 +291,78 @@ class LocalChatCompletionClient(ChatCompletionClient):
         except BaseException:
             LOCAL_MODEL_QUEUE.release(turn)
             raise
-        parts: list[str] = []
-        shown = 0  # characters of the reply already streamed
-        usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
         try:
             while True:
                 kind, value = await queue.get()
-                if kind == "token":
-                    parts.append(value)
-                    if not offered:
-                        yield value
-                        continue
-                    text = "".join(parts)
-                    showable = streamable_prefix(text)
-                    if showable > shown:
-                        yield text[shown:showable]
-                        shown = showable
-                elif kind == "usage":
-                    usage = RequestUsage(prompt_tokens=value[0], completion_tokens=value[1])
-                elif kind == "error":
+                if kind == "error":
                     raise value
-                else:
-                    break
+                if kind == "done":
+                    return
+                yield kind, value
                 if cancellation_token is not None and cancellation_token.is_cancelled():
                     raise asyncio.CancelledError()
         finally:
             # Cancelled or closed early: tell the thread to stop after its current token.
             stop.set()
+
+    def _add_usage(self, usage: RequestUsage) -> None:
         self._actual = usage
         self._total = RequestUsage(
             prompt_tokens=self._total.prompt_tokens + usage.prompt_tokens,
             completion_tokens=self._total.completion_tokens + usage.completion_tokens,
         )
+
+    async def create_stream(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> AsyncGenerator[str | CreateResult, None]:
+        """Streams the reply. ``json_output`` (``True`` or a pydantic model) and a required tool
+        (``tool_choice="required"`` or a ``Tool``) constrain decoding with a grammar (``grammars``),
+        so the reply is that JSON, or a well-formed call; without one, a reply that starts like a call
+        but is not a valid one is generated once more, constrained to a valid call."""
+        offered: list[Tool | ToolSchema] = []
+        if self._tool_calling and tool_choice != "none":
+            offered = [tool_choice] if isinstance(tool_choice, Tool) else list(tools)
+        grammar: LlamaGrammar | None = None
+        if json_output:
+            grammar = await asyncio.to_thread(reply_grammar, json_output, offered)
+        elif offered and tool_choice != "auto":
+            grammar = await asyncio.to_thread(tool_call_grammar, offered)
+        llama_messages = to_llama_messages(messages, tools_block=tools_prompt(offered) if offered else "")
+        parts: list[str] = []
+        shown = 0  # characters of the reply already streamed
+        usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        async with aclosing(self._replies(llama_messages, grammar, cancellation_token)) as replies:
+            async for kind, value in replies:
+                if kind == "usage":
+                    usage = RequestUsage(prompt_tokens=value[0], completion_tokens=value[1])
+                    continue
+                parts.append(value)
+                if not offered:
+                    yield value
+                    continue
+                text = "".join(parts)
+                showable = streamable_prefix(text)
+                if showable > shown:
+                    yield text[shown:showable]
+                    shown = showable
         reply = "".join(parts)
-        if not offered:
-            yield CreateResult(finish_reason="stop", content=reply.strip(), usage=usage, cached=False)
-            return
-        calls, rest = parse_tool_calls(reply, offered)
+        calls, rest = parse_tool_calls(reply, offered) if offered else ([], reply)
+        if offered and not calls and grammar is None and looks_like_call(reply):
+            # Meant as a call but malformed: once more, allowed to write only a valid call.
+            retried, retry_usage = await self._constrained_call(llama_messages, offered, cancellation_token)
+            usage = RequestUsage(
+                prompt_tokens=usage.prompt_tokens + retry_usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens + retry_usage.completion_tokens,
+            )
+            calls, rest = (retried, "") if retried else (calls, rest)
+        self._add_usage(usage)
         if calls:
             # Text the model wrote around its calls becomes the thought (AssistantAgent shows it).
             yield CreateResult(
@@ -322,9 +375,36 @@ class LocalChatCompletionClient(ChatCompletionClient):
                 cached=False,
             )
             return
-        if len(reply) > shown:
+        if offered and len(reply) > shown:
             yield reply[shown:]
-        yield CreateResult(finish_reason="stop", content=reply.strip(), usage=usage, cached=False)
+        finish: Literal["stop", "length"] = "stop"
+        if grammar is not None and not _is_json(reply):
+            finish = "length"  # the grammar admits nothing else: the token limit cut the JSON short
+        yield CreateResult(finish_reason=finish, content=reply.strip(), usage=usage, cached=False)
+
+    async def _constrained_call(
+        self,
+        llama_messages: list[dict[str, str]],
+        offered: Sequence[Tool | ToolSchema],
+        cancellation_token: CancellationToken | None,
+    ) -> tuple[list[ParsedCall], RequestUsage]:
+        """One more generation of the same prompt, constrained to one well-formed call of an offered
+        tool: the call if it also passes the tool's schema (bounds a grammar cannot say), else none."""
+        try:
+            grammar = await asyncio.to_thread(tool_call_grammar, offered)
+        except GrammarError as exc:
+            logger.info("No constrained retry of a malformed tool call: %s", exc)
+            return [], RequestUsage(prompt_tokens=0, completion_tokens=0)
+        parts: list[str] = []
+        usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        async with aclosing(self._replies(llama_messages, grammar, cancellation_token)) as replies:
+            async for kind, value in replies:
+                if kind == "usage":
+                    usage = RequestUsage(prompt_tokens=value[0], completion_tokens=value[1])
+                else:
+                    parts.append(value)
+        calls, _ = parse_tool_calls("".join(parts), offered)
+        return calls, usage
 
     async def create(
         self,
@@ -338,7 +418,12 @@ class LocalChatCompletionClient(ChatCompletionClient):
     ) -> CreateResult:
         result: CreateResult | None = None
         async for item in self.create_stream(
-            messages, tools=tools, tool_choice=tool_choice, cancellation_token=cancellation_token
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            json_output=json_output,
+            extra_create_args=extra_create_args,
+            cancellation_token=cancellation_token,
         ):
             if isinstance(item, CreateResult):
                 result = item

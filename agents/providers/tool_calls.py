@@ -165,6 +165,17 @@ def parse_tool_calls(text: str, tools: Sequence[Tool | ToolSchema]) -> tuple[lis
     return [], text.strip()
 
 
+_CALL_FENCE = re.compile(r"```[ \t]*(?:json|tool_call)?[ \t]*\n", re.IGNORECASE)
+
+
+def looks_like_call(text: str) -> bool:
+    """Whether a reply that did not parse into valid calls was still meant as one: it holds a
+    ``<tool_call>`` tag, or starts with JSON or with a fence that is not a language's (a coder model
+    answering with a ```python block is answering, not calling)."""
+    head = text.lstrip()
+    return "<tool_call>" in text or head.startswith(("{", "[")) or _CALL_FENCE.match(head) is not None
+
+
 def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
