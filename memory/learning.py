@@ -433,7 +433,8 @@ def _apply(material: Material, candidate: Candidate, plan: Plan) -> Learned:
         )
         return Learned("ADD", candidate.category, candidate.text, experience.pk, plan.how, experience.text)
     target = plan.target
-    assert target is not None
+    if plan.event == "NONE" or target is None:
+        return Learned("NONE", candidate.category, candidate.text, target.pk if target else None, plan.how)
     if plan.event == "UPDATE":
         experience = services.experience_update(
             experience=target,
@@ -447,7 +448,7 @@ def _apply(material: Material, candidate: Candidate, plan: Plan) -> Learned:
         pk = target.pk
         services.experience_delete(experience=target, revision=revision)
         return Learned("DELETE", candidate.category, candidate.text, pk, plan.how)
-    return Learned("NONE", candidate.category, candidate.text, target.pk if target else None, plan.how)
+    raise ValueError(f"Unknown memory event {plan.event!r}.")
 
 
 async def run_memories_learn(*, run_id: int) -> list[Learned]:
