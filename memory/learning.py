@@ -181,6 +181,11 @@ _STOP = frozenset({
 # fmt: on
 
 
+# Negations: a candidate may negate only what the user negated; a candidate that only says something
+# stopped being true makes a DELETE of what it contradicts keep nothing.
+_NEGATION = re.compile(r"n't\b|\b(?:no longer|not|never|anymore|any more|stopped|no)\b", re.IGNORECASE)
+
+
 # The words a memory sentence is framed with, which the user need not have said.
 _FRAMING = frozenset({"prefers", "prefer", "likes", "like", "wants", "want", "called", "named", "uses", "has"})
 
@@ -204,6 +209,8 @@ def grounded(candidate: str, source: str, *, foreign: str = "", share: float = G
     words = _content_words(candidate) - _FRAMING
     if not words:
         return False
+    if _NEGATION.search(candidate) and not _NEGATION.search(source):
+        return False  # "The user does not like pizza." from "Do I like pizza?"
     known = _content_words(source)
     missing = [w for w in words if not _word_in(w, known)]
     if foreign and any(_word_in(w, _content_words(foreign)) for w in missing):
@@ -366,10 +373,6 @@ class Plan:
     target: Experience | None = None
     text: str = ""
     how: str = "model"  # "model", or why no model was asked
-
-
-# A candidate that only says something stopped being true: a DELETE of what it contradicts keeps nothing.
-_NEGATION = re.compile(r"n't\b|\b(?:no longer|not|never|anymore|any more|stopped|no)\b", re.IGNORECASE)
 
 
 def _normalised(text: str) -> str:

@@ -406,6 +406,8 @@ def test_grounding_keeps_the_users_words_and_spelling_variants_and_drops_the_ass
     assert not learning.grounded("The user's favourite colour is red.", question, share=learning.FACT_GROUNDED_SHARE)
     assert learning.grounded("The user prefers short answers.", "Keep your answers short.", share=0.75)
     assert not learning.grounded("The user.", "anything")
+    assert not learning.grounded("The user does not like pizza.", "Do I like pizza?")
+    assert learning.grounded("The user does not like pizza.", "I don't like pizza.")
 
 
 @pytest.fixture
