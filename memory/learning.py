@@ -169,91 +169,21 @@ def _parse(reply: str, schema: type[T]) -> T | None:
 # --- Grounding: are these the user's words?
 
 _WORD = re.compile(r"[^\W_]+")
-_STOP = frozenset(
-    {
-        "the",
-        "and",
-        "for",
-        "are",
-        "was",
-        "were",
-        "has",
-        "have",
-        "had",
-        "this",
-        "that",
-        "these",
-        "those",
-        "with",
-        "from",
-        "into",
-        "about",
-        "your",
-        "yours",
-        "you",
-        "user",
-        "users",
-        "user's",
-        "they",
-        "them",
-        "their",
-        "its",
-        "it's",
-        "not",
-        "but",
-        "also",
-        "very",
-        "just",
-        "than",
-        "then",
-        "there",
-        "here",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "when",
-        "where",
-        "why",
-        "how",
-        "can",
-        "could",
-        "should",
-        "would",
-        "will",
-        "shall",
-        "may",
-        "might",
-        "must",
-        "does",
-        "did",
-        "done",
-        "been",
-        "being",
-        "is",
-        "am",
-        "be",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "by",
-        "as",
-        "an",
-        "or",
-        "if",
-        "so",
-        "do",
-        "my",
-        "me",
-        "mine",
-        "our",
-        "ours",
-        "we",
-        "i",
-    }
-)
+# fmt: off
+_STOP = frozenset({
+    "the", "and", "for", "are", "was", "were", "has", "have", "had", "this", "that", "these", "those", "with",
+    "from", "into", "about", "your", "yours", "you", "user", "users", "user's", "they", "them", "their", "its",
+    "it's", "not", "but", "also", "very", "just", "than", "then", "there", "here", "what", "which", "who", "whom",
+    "when", "where", "why", "how", "can", "could", "should", "would", "will", "shall", "may", "might", "must",
+    "does", "did", "done", "been", "being", "is", "am", "be", "of", "to", "in", "on", "at", "by", "as", "an", "or",
+    "if", "so", "do", "my", "me", "mine", "our", "ours", "we", "i",
+})
+# fmt: on
+
+
+# Negations: a candidate may negate only what the user negated; a candidate that only says something
+# stopped being true makes a DELETE of what it contradicts keep nothing.
+_NEGATION = re.compile(r"n't\b|\b(?:no longer|not|never|anymore|any more|stopped|no)\b", re.IGNORECASE)
 
 
 # The words a memory sentence is framed with, which the user need not have said.
@@ -279,6 +209,8 @@ def grounded(candidate: str, source: str, *, foreign: str = "", share: float = G
     words = _content_words(candidate) - _FRAMING
     if not words:
         return False
+    if _NEGATION.search(candidate) and not _NEGATION.search(source):
+        return False  # "The user does not like pizza." from "Do I like pizza?"
     known = _content_words(source)
     missing = [w for w in words if not _word_in(w, known)]
     if foreign and any(_word_in(w, _content_words(foreign)) for w in missing):
@@ -443,10 +375,6 @@ class Plan:
     how: str = "model"  # "model", or why no model was asked
 
 
-# A candidate that only says something stopped being true: a DELETE of what it contradicts keeps nothing.
-_NEGATION = re.compile(r"n't\b|\b(?:no longer|not|never|anymore|any more|stopped|no)\b", re.IGNORECASE)
-
-
 def _normalised(text: str) -> str:
     return " ".join(_WORD.findall(text.lower()))
 
@@ -508,7 +436,8 @@ def _apply(material: Material, candidate: Candidate, plan: Plan) -> Learned:
         )
         return Learned("ADD", candidate.category, candidate.text, experience.pk, plan.how, experience.text)
     target = plan.target
-    assert target is not None
+    if plan.event == "NONE" or target is None:
+        return Learned("NONE", candidate.category, candidate.text, target.pk if target else None, plan.how)
     if plan.event == "UPDATE":
         experience = services.experience_update(
             experience=target,
@@ -522,7 +451,7 @@ def _apply(material: Material, candidate: Candidate, plan: Plan) -> Learned:
         pk = target.pk
         services.experience_delete(experience=target, revision=revision)
         return Learned("DELETE", candidate.category, candidate.text, pk, plan.how)
-    return Learned("NONE", candidate.category, candidate.text, target.pk if target else None, plan.how)
+    raise ValueError(f"Unknown memory event {plan.event!r}.")
 
 
 async def run_memories_learn(*, run_id: int) -> list[Learned]:

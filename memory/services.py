@@ -48,7 +48,8 @@ from config import inputs
 from conversations.models import Conversation, Message, Run
 from memory import selectors
 from memory.embeddings import Embedder, get_embedder
-from memory.models import Experience, ExperienceRevision, MirrorOutbox
+from memory.history import Revision, revision_record
+from memory.models import Experience, MirrorOutbox
 from memory.ports import memory_model_for
 from memory.vector import Filter, VectorFilterError, VectorItem, VectorStore, get_vector_store
 from memory.vector.filters import normalise_filter
@@ -219,59 +220,6 @@ def _clean_metadata(metadata: Any) -> dict[str, Any]:
     return metadata
 
 
-# --- History
-
-
-Change = ExperienceRevision.Cause
-
-# Who changed a memory, and how -> the revision's cause.
-_CAUSES: dict[tuple[str, str], str] = {
-    ("model", "store"): Change.MODEL_ADD,
-    ("model", "update"): Change.MODEL_UPDATE,
-    ("model", "delete"): Change.MODEL_DELETE,
-    ("user", "update"): Change.USER_EDIT,
-    ("user", "delete"): Change.USER_DELETE,
-    ("consolidation", "update"): Change.CONSOLIDATION,
-    ("", "update"): Change.EDIT,
-    ("", "delete"): Change.DELETE,
-}
-
-
-@dataclass(frozen=True)
-class Revision:
-    """Who or what changes a memory: a user (``actor``), the model learning from a ``run``, or
-    consolidation; ``""`` for a caller that says nothing (a tool, a script)."""
-
-    by: str = ""
-    actor: AbstractBaseUser | None = None
-    run: Run | None = None
-
-    @classmethod
-    def user(cls, user: AbstractBaseUser) -> Revision:
-        return cls(by="user", actor=user)
-
-    @classmethod
-    def model(cls, run: Run | None) -> Revision:
-        return cls(by="model", run=run)
-
-
-def _revise(experience: Experience, revision: Revision, action: str, old_text: str, new_text: str) -> None:
-    """Record a change in the caller's transaction (before a delete: the row still has its id)."""
-    cause = _CAUSES.get((revision.by, action))
-    if cause is None:
-        return  # storing is a revision only when the model learned it
-    ExperienceRevision.objects.create(
-        experience=experience,
-        memory_id=experience.pk,
-        owner_id=experience.owner_id,
-        cause=cause,
-        old_text=old_text,
-        new_text=new_text,
-        actor_id=revision.actor.pk if revision.actor is not None else None,
-        run=revision.run,
-    )
-
-
 # --- Writes
 
 
@@ -328,7 +276,7 @@ def experience_store(
         if source_messages:
             experience.source_messages.add(*source_messages)
         if revision is not None:
-            _revise(experience, revision, "store", old_text="", new_text=text)
+            revision_record(experience, revision, "store", old_text="", new_text=text)
         _upsert_vectors(experience, chunks, vectors, embedder)
         _mirror(experience.pk, MirrorOutbox.Op.UPSERT)
     return experience
@@ -374,7 +322,7 @@ def experience_update(
         if source_messages:
             experience.source_messages.add(*source_messages)
         if experience.text != old_text:
-            _revise(experience, revision or Revision(), "update", old_text=old_text, new_text=experience.text)
+            revision_record(experience, revision or Revision(), "update", old_text=old_text, new_text=experience.text)
         # Metadata (kind, importance) travels with the vectors: upsert them all again.
         _upsert_vectors(experience, chunks, vectors, embedder)
         stale = vector_ids(experience.pk, old_chunks)[len(chunks) :]
@@ -398,7 +346,7 @@ def experience_delete(*, experience: Experience, revision: Revision | None = Non
     embedder = _embedder()
     pk = experience.pk
     with transaction.atomic():
-        _revise(experience, revision or Revision(), "delete", old_text=experience.text, new_text="")
+        revision_record(experience, revision or Revision(), "delete", old_text=experience.text, new_text="")
         source_ids = list(experience.sources.values_list("pk", flat=True))
         Experience.objects.filter(pk__in=source_ids).update(
             weight=1.0, consolidated_into=None, updated_at=timezone.now()
@@ -722,7 +670,9 @@ def memory_consolidate(
                 source.weight = min(source.weight, CONSOLIDATED_SOURCE_WEIGHT)
                 source.save(update_fields=["consolidated_into", "weight", "updated_at"])
                 # Its text stays; the revision says what it was merged into.
-                _revise(source, Revision(by="consolidation"), "update", old_text=source.text, new_text=merged.text)
+                revision_record(
+                    source, Revision(by="consolidation"), "update", old_text=source.text, new_text=merged.text
+                )
                 _mirror(source.pk, MirrorOutbox.Op.UPSERT)
         created.append(merged)
     return created

@@ -36,6 +36,14 @@ def fresh_vector_store(own_vector_store: Path, tmp_path: Path, settings: Any) ->
     settings.LODESTONE_MEMORY_MODE = "learn"
 
 
+@pytest.fixture(autouse=True)
+def learning_never_breaks(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Learning that raised is only logged by the executor (the run stays completed): fail on it."""
+    yield
+    failures = [r.getMessage() for r in caplog.get_records("call") if "storing its experience failed" in r.getMessage()]
+    assert not failures
+
+
 def extraction(facts: list[str] = [], preferences: list[str] = [], lessons: list[str] = []) -> str:  # noqa: B006
     return json.dumps({"facts": facts, "preferences": preferences, "lessons": lessons})
 
@@ -398,6 +406,8 @@ def test_grounding_keeps_the_users_words_and_spelling_variants_and_drops_the_ass
     assert not learning.grounded("The user's favourite colour is red.", question, share=learning.FACT_GROUNDED_SHARE)
     assert learning.grounded("The user prefers short answers.", "Keep your answers short.", share=0.75)
     assert not learning.grounded("The user.", "anything")
+    assert not learning.grounded("The user does not like pizza.", "Do I like pizza?")
+    assert learning.grounded("The user does not like pizza.", "I don't like pizza.")
 
 
 @pytest.fixture
