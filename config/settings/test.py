@@ -16,6 +16,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # processes open the same test database.
     DATABASES["default"]["TEST"] = {"NAME": env.get_str("LODESTONE_TEST_DB", str(VAR_DIR / "test-db.sqlite3"))}
 
+# The bundled SmolLM2-135M for speed; the tests of the default model (tests/e2e/test_default_model.py)
+# and of the Qwen models name theirs.
+LODESTONE_LOCAL_MODEL = "smollm2-135m"
 LODESTONE_CANCEL_POLL_SECONDS = 0.05
 LODESTONE_INPUT_POLL_SECONDS = 0.02
 # No background consolidation in tests unless a test turns it on: results stay deterministic.
