@@ -377,6 +377,7 @@ class LocalChatCompletionClient(ChatCompletionClient):
         finish: Literal["stop", "length"] = "stop"
         if grammar is not None and not _is_json(reply):
             finish = "length"  # the grammar admits nothing else: the token limit cut the JSON short
+            logger.warning("JSON reply cut short by max_tokens=%d: ...%r", self._max_tokens, reply[-80:])
         yield CreateResult(finish_reason=finish, content=reply.strip(), usage=usage, cached=False)
 
     async def _constrained_call(
