@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from agents.providers.tool_calls import tool_schemas
 
 if TYPE_CHECKING:
-    from llama_cpp import LlamaGrammar
+    from llama_cpp import Llama, LlamaGrammar, LogitsProcessorList
 
 logger = logging.getLogger(__name__)
 
@@ -232,3 +232,13 @@ class GrammarLogitsProcessor:
 
     def __del__(self) -> None:
         self.close()
+
+
+def grammar_processors(llama: Llama, grammar: LlamaGrammar | None) -> LogitsProcessorList | None:
+    """What to pass as ``logits_processor`` to hold one generation of ``llama`` to ``grammar``
+    (instead of ``grammar=``, several times slower on a large vocabulary); ``None`` without one."""
+    if grammar is None:
+        return None
+    from llama_cpp import LogitsProcessorList
+
+    return LogitsProcessorList([GrammarLogitsProcessor.for_model(llama, grammar)])

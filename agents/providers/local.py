@@ -52,7 +52,7 @@ from django.conf import settings
 from pydantic import BaseModel
 
 from agents.providers import ProviderError, register_provider
-from agents.providers.grammars import GrammarError, reply_grammar, tool_call_grammar
+from agents.providers.grammars import GrammarError, grammar_processors, reply_grammar, tool_call_grammar
 from agents.providers.local_models import (
     PackagedModel,
     catalogue_entry_for,
@@ -252,7 +252,7 @@ class LocalChatCompletionClient(ChatCompletionClient):
                 max_tokens=self._max_tokens,
                 temperature=self._temperature,
                 seed=self._seed,
-                grammar=grammar,
+                logits_processor=grammar_processors(model.llama, grammar),
             )
             for chunk in stream:
                 if stop.is_set():

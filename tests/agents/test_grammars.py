@@ -25,6 +25,7 @@ from agents.providers import grammars, local
 from agents.providers.grammars import (
     GrammarError,
     GrammarLogitsProcessor,
+    grammar_processors,
     reply_grammar,
     schema_gbnf,
     schema_grammar,
@@ -338,3 +339,9 @@ def test_the_grammar_logits_processor_keeps_allowed_tokens_and_follows_the_ones_
     out = processor(np.append(prompt, yes), scores)
     assert out[eos] == 10.0 and out[no] == -np.inf and out[hello] == -np.inf
     processor.close()
+
+
+def test_grammar_processors_are_none_without_a_grammar_and_one_processor_with_one(vocab: Llama) -> None:
+    assert grammar_processors(vocab, None) is None
+    processors = grammar_processors(vocab, reply_grammar(True))
+    assert processors is not None and [type(p) for p in processors] == [GrammarLogitsProcessor]
