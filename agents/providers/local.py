@@ -54,7 +54,7 @@ from django.conf import settings
 from pydantic import BaseModel
 
 from agents.providers import ProviderError, register_provider
-from agents.providers.grammars import GrammarError, reply_grammar, tool_call_grammar
+from agents.providers.grammars import GrammarError, grammar_processors, reply_grammar, tool_call_grammar
 from agents.providers.local_models import (
     PackagedModel,
     catalogue_entry_for,
@@ -248,7 +248,7 @@ class LocalChatCompletionClient(ChatCompletionClient):
             max_tokens=self._max_tokens,
             temperature=self._temperature,
             seed=self._seed,
-            grammar=grammar,
+            logits_processor=grammar_processors(llama, grammar),
         )
         for chunk in stream:
             if stop.is_set():
@@ -380,6 +380,7 @@ class LocalChatCompletionClient(ChatCompletionClient):
         finish: Literal["stop", "length"] = "stop"
         if grammar is not None and not _is_json(reply):
             finish = "length"  # the grammar admits nothing else: the token limit cut the JSON short
+            logger.warning("JSON reply cut short by max_tokens=%d: ...%r", self._max_tokens, reply[-80:])
         yield CreateResult(finish_reason=finish, content=reply.strip(), usage=usage, cached=False)
 
     async def _constrained_call(

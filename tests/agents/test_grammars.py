@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import llama_cpp
+import numpy as np
 import pytest
 from autogen_core import FunctionCall
 from autogen_core.models import CreateResult, UserMessage
@@ -23,6 +24,8 @@ from pydantic import BaseModel
 from agents.providers import grammars, local
 from agents.providers.grammars import (
     GrammarError,
+    GrammarLogitsProcessor,
+    grammar_processors,
     reply_grammar,
     schema_gbnf,
     schema_grammar,
@@ -302,3 +305,43 @@ async def test_a_required_tool_is_called_under_the_call_grammar_from_the_start()
     # A tool named as the choice: only that one is offered.
     result = await client.create(ASK, tools=TOOLS, tool_choice=TOOLS[1])
     assert client.grammars[1] is not None and client.grammars[1]._grammar == tool_call_grammar(TOOLS[1:])._grammar
+
+
+# --- The faster processor -----------------------------------------------------------------------
+
+
+def test_the_grammar_logits_processor_keeps_allowed_tokens_and_follows_the_ones_taken(vocab: Llama) -> None:
+    grammar = LlamaGrammar.from_string('root ::= "yes" | "no"', verbose=False)
+    processor = GrammarLogitsProcessor.for_model(vocab, grammar, top_k=8)
+    prompt = np.array(vocab.tokenize(b"Answer:", add_bos=False), dtype=np.intc)
+    [yes] = vocab.tokenize(b"yes", add_bos=False)
+    [no] = vocab.tokenize(b"no", add_bos=False)
+    [hello] = vocab.tokenize(b"Hello", add_bos=False)
+    eos = vocab.token_eos()
+
+    # The best token is not allowed, "yes" is among the best 8: only the best 8 are checked.
+    scores = np.zeros(vocab.n_vocab(), dtype=np.single)
+    scores[hello], scores[yes] = 10.0, 5.0
+    out = processor(prompt, scores)
+    assert out[hello] == -np.inf and out[yes] == 5.0
+    assert np.isfinite(out).sum() <= 8 and processor.full_checks == 0
+
+    # None of the best 8 allowed: the whole vocabulary is checked; "no" is kept, far down as it is.
+    scores = np.full(vocab.n_vocab(), -5.0, dtype=np.single)
+    scores[[hello, eos, *vocab.tokenize(b" the of and to in", add_bos=False)]] = 10.0
+    out = processor(prompt, scores)
+    assert out[no] == -5.0 and out[yes] == -5.0 and out[hello] == -np.inf and out[eos] == -np.inf
+    assert processor.full_checks == 1
+
+    # Once "yes" is taken, the reply may only end.
+    scores = np.zeros(vocab.n_vocab(), dtype=np.single)
+    scores[[hello, no, eos]] = 10.0
+    out = processor(np.append(prompt, yes), scores)
+    assert out[eos] == 10.0 and out[no] == -np.inf and out[hello] == -np.inf
+    processor.close()
+
+
+def test_grammar_processors_are_none_without_a_grammar_and_one_processor_with_one(vocab: Llama) -> None:
+    assert grammar_processors(vocab, None) is None
+    processors = grammar_processors(vocab, reply_grammar(True))
+    assert processors is not None and [type(p) for p in processors] == [GrammarLogitsProcessor]
