@@ -392,6 +392,10 @@ def summarise(results: list[TaskResult]) -> dict[str, Any]:
     }
 
 
+def results_path(subset: bool) -> Path:
+    return RESULTS_DIR / f"agents-{ARGS.model}{'-subset' if subset else ''}.json"
+
+
 async def main() -> dict[str, Any]:
     runner = get_runner()
     assert isinstance(runner, InlineRunner)
@@ -404,25 +408,34 @@ async def main() -> dict[str, Any]:
     load_start = os.getloadavg()[0]
     started = time.perf_counter()
     results: list[TaskResult] = []
+
+    def report() -> dict[str, Any]:
+        return {
+            "model": ARGS.model,
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "subset": len(tasks) < len(TASKS),
+            "planned": len(tasks),
+            "complete": len(results) == len(tasks),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "load_average_start": round(load_start, 2),
+            "load_average_end": round(os.getloadavg()[0], 2),
+            "warm_up_s": round(warm, 1),
+            "wall_clock_s": round(time.perf_counter() - started, 1),
+            "options": {"temperature": 0, "seed": ARGS.seed, "max_tokens": ARGS.max_tokens, "timeout_s": ARGS.timeout},
+            "summary": summarise(results),
+            "results": [asdict(r) for r in results],
+        }
+
+    out = results_path(len(tasks) < len(TASKS))
+    RESULTS_DIR.mkdir(exist_ok=True)
     for index, task in enumerate(tasks):
         result = await run_task(world, task, index)
         results.append(result)
         mark = "ok " if result.ok else "FAIL"
         seconds = sum(r.total_s for r in result.runs)
         print(f"[{index + 1}/{len(tasks)}] {mark} {task.id} ({seconds:.1f} s) {'; '.join(result.reasons)}", flush=True)
-    return {
-        "model": ARGS.model,
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "subset": len(tasks) < len(TASKS),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "load_average_start": round(load_start, 2),
-        "load_average_end": round(os.getloadavg()[0], 2),
-        "warm_up_s": round(warm, 1),
-        "wall_clock_s": round(time.perf_counter() - started, 1),
-        "options": {"temperature": 0, "seed": ARGS.seed, "max_tokens": ARGS.max_tokens, "timeout_s": ARGS.timeout},
-        "summary": summarise(results),
-        "results": [asdict(r) for r in results],
-    }
+        out.write_text(dumps(report()) + "\n")  # after every task: a run cut short keeps what it measured
+    return report()
 
 
 # --- Report ---------------------------------------------------------------------------------------
@@ -440,17 +453,18 @@ def write_report() -> str:
     """The agents section of docs/benchmarks.md, from every full run's results file."""
     reports = []
     for path in sorted(RESULTS_DIR.glob("agents-*.json")):
-        data = json.loads(path.read_text())
-        if not data.get("subset"):
-            reports.append(data)
+        reports.append(json.loads(path.read_text()))
     order = {name: i for i, name in enumerate((*LOCAL_MODELS, OPENAI_COMPATIBLE))}
     reports.sort(key=lambda d: order.get(d["model"], 99))
     rows, family_rows, failures = [], [], []
     families = ("arithmetic", "datetime", "memory", "coding", "team", "no_tool")
     for data in reports:
         s = data["summary"]
+        scope = "all tasks" if not data.get("subset") else f"subset of {data.get('planned', s['tasks'])}"
+        if not data.get("complete", True):
+            scope += f", cut short after {s['tasks']}"
         rows.append(
-            f"| `{data['model']}` | {s['succeeded']}/{s['tasks']} ({_pct(s['success_rate'])}) "
+            f"| `{data['model']}` ({scope}) | {s['succeeded']}/{s['tasks']} ({_pct(s['success_rate'])}) "
             f"| {s['well_formed_calls']}/{s['attempted_calls']} ({_pct(s['well_formed_rate'])}) "
             f"| {s['no_tool_tasks_with_calls']}/{s['no_tool_tasks']} ({_pct(s['no_tool_call_rate'])}) "
             f"| {_s(s['first_chunk_p50_s'])} / {_s(s['first_chunk_p95_s'])} "
@@ -462,12 +476,12 @@ def write_report() -> str:
         for family in families:
             f = s["families"].get(family)
             cells.append(f"{f['succeeded']}/{f['tasks']}" if f else "—")
-        family_rows.append(f"| `{data['model']}` | " + " | ".join(cells) + " |")
+        family_rows.append(f"| `{data['model']}` ({scope}) | " + " | ".join(cells) + " |")
         failed = [r for r in data["results"] if not r["ok"]]
         if failed:
             items = "; ".join(f"`{r['task']['id']}` ({r['reasons'][0] if r['reasons'] else '?'})" for r in failed[:12])
             more = f" and {len(failed) - 12} more" if len(failed) > 12 else ""
-            failures.append(f"- `{data['model']}`: {items}{more}.")
+            failures.append(f"- `{data['model']}` ({scope}): {items}{more}.")
     section = f"""{MARK_START}
 ## Agent quality (`bench/agents.py`)
 
@@ -520,12 +534,7 @@ reasons) are in `bench/results/agents-<model>.json`.
 
 if __name__ == "__main__":
     call_command("migrate", verbosity=0)
-    report = asyncio.run(main())
-    RESULTS_DIR.mkdir(exist_ok=True)
-    suffix = "-subset" if report["subset"] else ""
-    out = RESULTS_DIR / f"agents-{ARGS.model}{suffix}.json"
-    out.write_text(dumps(report) + "\n")
-    print(dumps(report["summary"]))
-    print(f"Results: {out.relative_to(REPO)}")
-    if not report["subset"]:
-        print(write_report())
+    outcome = asyncio.run(main())
+    print(dumps(outcome["summary"]))
+    print(f"Results: {results_path(outcome['subset']).relative_to(REPO)}")
+    print(write_report())
