@@ -124,6 +124,8 @@ bench: setup
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/sandbox.py
 	$(BIN)/python bench/latency.py
+	@# Agent quality on the local model this checkout runs (tens of minutes on 2 cores; docs/benchmarks.md).
+	$(BIN)/python bench/agents.py --model $(LODESTONE_LOCAL_MODEL)
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles .mypy_cache .ruff_cache .pytest_cache
