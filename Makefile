@@ -123,7 +123,7 @@ bench: setup
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/sandbox.py
-	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/latency.py --model $(LODESTONE_LOCAL_MODEL)
 	@# Agent quality on the local model this checkout runs (tens of minutes on 2 cores; docs/benchmarks.md).
 	$(BIN)/python bench/agents.py --model $(LODESTONE_LOCAL_MODEL)
 
