@@ -186,6 +186,11 @@ def well_formed_calls(outcome: Outcome) -> int:
     return max(0, len(outcome.requested) - invalid)
 
 
+def _shown(number: float) -> str:
+    """A number as a reason names it: 11045381, not 1.10454e+07."""
+    return str(int(number)) if float(number).is_integer() else f"{number:.10g}"
+
+
 def score(task: Task, outcome: Outcome) -> Verdict:
     reasons: list[str] = []
     if outcome.status != "completed":
@@ -195,11 +200,11 @@ def score(task: Task, outcome: Outcome) -> Verdict:
     if not text.strip():
         reasons.append("no answer text")
     if task.number is not None and not has_number(text, task.number):
-        reasons.append(f"answer lacks {task.number:g}")
+        reasons.append(f"answer lacks {_shown(task.number)}")
     if task.dynamic_number is not None:
         expected = task.dynamic_number(outcome.started_at)
         if not has_number(text, expected):
-            reasons.append(f"answer lacks {expected:g}")
+            reasons.append(f"answer lacks {_shown(expected)}")
     if task.any_of and not any(option.lower() in lowered for option in task.any_of):
         reasons.append(f"answer has none of {list(task.any_of)}")
     missing = [option for option in task.all_of if option.lower() not in lowered]
