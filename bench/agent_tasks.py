@@ -108,6 +108,10 @@ def has_number(text: str, expected: float) -> bool:
     return False
 
 
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value}"
+
+
 def final_text(outcome: Outcome) -> str:
     """The answer: the last agent text of the final run that is more than a stop word."""
     for _source, content in reversed(outcome.texts):
@@ -195,11 +199,11 @@ def score(task: Task, outcome: Outcome) -> Verdict:
     if not text.strip():
         reasons.append("no answer text")
     if task.number is not None and not has_number(text, task.number):
-        reasons.append(f"answer lacks {task.number:g}")
+        reasons.append(f"answer lacks {_number(task.number)}")
     if task.dynamic_number is not None:
         expected = task.dynamic_number(outcome.started_at)
         if not has_number(text, expected):
-            reasons.append(f"answer lacks {expected:g}")
+            reasons.append(f"answer lacks {_number(expected)}")
     if task.any_of and not any(option.lower() in lowered for option in task.any_of):
         reasons.append(f"answer has none of {list(task.any_of)}")
     missing = [option for option in task.all_of if option.lower() not in lowered]
