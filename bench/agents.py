@@ -393,7 +393,12 @@ def summarise(results: list[TaskResult]) -> dict[str, Any]:
 
 
 def results_path(subset: bool) -> Path:
-    return RESULTS_DIR / f"agents-{ARGS.model}{'-subset' if subset else ''}.json"
+    """One file per model and selection: a subset run does not replace the full run or another subset."""
+    label = ""
+    if subset:
+        families = "+".join(f.strip() for f in ARGS.family.split(",") if f.strip())
+        label = "-subset" + (f"-{families}" if families else "") + (f"-{ARGS.tasks}" if ARGS.tasks else "")
+    return RESULTS_DIR / f"agents-{ARGS.model}{label}.json"
 
 
 async def main() -> dict[str, Any]:
