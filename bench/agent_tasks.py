@@ -144,7 +144,27 @@ def looks_like_call(text: str, tool_names: Sequence[str]) -> bool:
     return any(re.search(rf"(?<![\w.]){re.escape(name)}\s*\(", stripped) for name in tool_names)
 
 
-_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+_PYTHON_FENCES = {"", "python", "py", "python3"}
+
+
+def python_blocks(text: str) -> list[str]:
+    """The fenced Python (or unlabelled) blocks of a reply, fences paired in order (a closing fence
+    is never taken for the opening of the next block)."""
+    blocks: list[str] = []
+    language: str | None = None  # inside a block: its info string
+    lines: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if language is None:
+            if stripped.startswith("```"):
+                language, lines = stripped[3:].strip().lower(), []
+        elif stripped.startswith("```"):
+            if language in _PYTHON_FENCES:
+                blocks.append("\n".join(lines))
+            language = None
+        else:
+            lines.append(line)
+    return blocks
 
 
 def produced_code(outcome: Outcome) -> str:
@@ -155,9 +175,9 @@ def produced_code(outcome: Outcome) -> str:
     for call in reversed(good or calls):
         return str(call.arguments["code"])
     for _source, content in reversed(outcome.texts):
-        blocks = _FENCE.findall(content)
+        blocks = python_blocks(content)
         if blocks:
-            return str(blocks[-1])
+            return blocks[-1]
     return ""
 
 
