@@ -465,7 +465,10 @@ def write_report() -> str:
     families = ("arithmetic", "datetime", "memory", "coding", "team", "no_tool")
     for data in reports:
         s = data["summary"]
-        scope = "all tasks" if not data.get("subset") else f"subset of {data.get('planned', s['tasks'])}"
+        scope = "all tasks"
+        if data.get("subset"):
+            present = {str(r["task"]["family"]) for r in data["results"]}
+            scope = f"{data.get('planned', s['tasks'])} tasks: {', '.join(f for f in families if f in present)}"
         if not data.get("complete", True):
             scope += f", cut short after {s['tasks']}"
         rows.append(
