@@ -108,6 +108,10 @@ def has_number(text: str, expected: float) -> bool:
     return False
 
 
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value}"
+
+
 def final_text(outcome: Outcome) -> str:
     """The answer: the last agent text of the final run that is more than a stop word."""
     for _source, content in reversed(outcome.texts):
@@ -140,7 +144,27 @@ def looks_like_call(text: str, tool_names: Sequence[str]) -> bool:
     return any(re.search(rf"(?<![\w.]){re.escape(name)}\s*\(", stripped) for name in tool_names)
 
 
-_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+_PYTHON_FENCES = {"", "python", "py", "python3"}
+
+
+def python_blocks(text: str) -> list[str]:
+    """The fenced Python (or unlabelled) blocks of a reply, fences paired in order (a closing fence
+    is never taken for the opening of the next block)."""
+    blocks: list[str] = []
+    language: str | None = None  # inside a block: its info string
+    lines: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if language is None:
+            if stripped.startswith("```"):
+                language, lines = stripped[3:].strip().lower(), []
+        elif stripped.startswith("```"):
+            if language in _PYTHON_FENCES:
+                blocks.append("\n".join(lines))
+            language = None
+        else:
+            lines.append(line)
+    return blocks
 
 
 def produced_code(outcome: Outcome) -> str:
@@ -151,9 +175,9 @@ def produced_code(outcome: Outcome) -> str:
     for call in reversed(good or calls):
         return str(call.arguments["code"])
     for _source, content in reversed(outcome.texts):
-        blocks = _FENCE.findall(content)
+        blocks = python_blocks(content)
         if blocks:
-            return str(blocks[-1])
+            return blocks[-1]
     return ""
 
 
@@ -186,11 +210,6 @@ def well_formed_calls(outcome: Outcome) -> int:
     return max(0, len(outcome.requested) - invalid)
 
 
-def _shown(number: float) -> str:
-    """A number as a reason names it: 11045381, not 1.10454e+07."""
-    return str(int(number)) if float(number).is_integer() else f"{number:.10g}"
-
-
 def score(task: Task, outcome: Outcome) -> Verdict:
     reasons: list[str] = []
     if outcome.status != "completed":
@@ -200,11 +219,11 @@ def score(task: Task, outcome: Outcome) -> Verdict:
     if not text.strip():
         reasons.append("no answer text")
     if task.number is not None and not has_number(text, task.number):
-        reasons.append(f"answer lacks {_shown(task.number)}")
+        reasons.append(f"answer lacks {_number(task.number)}")
     if task.dynamic_number is not None:
         expected = task.dynamic_number(outcome.started_at)
         if not has_number(text, expected):
-            reasons.append(f"answer lacks {_shown(expected)}")
+            reasons.append(f"answer lacks {_number(expected)}")
     if task.any_of and not any(option.lower() in lowered for option in task.any_of):
         reasons.append(f"answer has none of {list(task.any_of)}")
     missing = [option for option in task.all_of if option.lower() not in lowered]

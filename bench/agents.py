@@ -393,7 +393,12 @@ def summarise(results: list[TaskResult]) -> dict[str, Any]:
 
 
 def results_path(subset: bool) -> Path:
-    return RESULTS_DIR / f"agents-{ARGS.model}{'-subset' if subset else ''}.json"
+    """One file per model and selection: a subset run does not replace the full run or another subset."""
+    label = ""
+    if subset:
+        families = "+".join(f.strip() for f in ARGS.family.split(",") if f.strip())
+        label = "-subset" + (f"-{families}" if families else "") + (f"-{ARGS.tasks}" if ARGS.tasks else "")
+    return RESULTS_DIR / f"agents-{ARGS.model}{label}.json"
 
 
 async def main() -> dict[str, Any]:
@@ -460,7 +465,10 @@ def write_report() -> str:
     families = ("arithmetic", "datetime", "memory", "coding", "team", "no_tool")
     for data in reports:
         s = data["summary"]
-        scope = "all tasks" if not data.get("subset") else f"subset of {data.get('planned', s['tasks'])}"
+        scope = "all tasks"
+        if data.get("subset"):
+            present = {str(r["task"]["family"]) for r in data["results"]}
+            scope = f"{data.get('planned', s['tasks'])} tasks: {', '.join(f for f in families if f in present)}"
         if not data.get("complete", True):
             scope += f", cut short after {s['tasks']}"
         rows.append(

@@ -176,6 +176,9 @@ def test_produced_code_is_run_against_the_hidden_tests() -> None:
     fenced.code_passed = run_locally(code_program(task, fenced) or "")
     assert fenced.code_passed and score(task, fenced).reasons == ("python_exec was not called successfully",)
     assert code_program(task, outcome("I cannot do that.")) is None
+    # A json block after the code: the code is still what is checked.
+    after = outcome(f'```python\n{GOOD_PRIME}\n```\nThen:\n```json\n{{"name": "x"}}\n```', source="p")
+    assert produced_code(after).strip() == GOOD_PRIME
 
 
 @pytest.mark.parametrize(
