@@ -83,11 +83,23 @@ def _call_from(item: Any, schemas: Mapping[str, ToolSchema]) -> ParsedCall | Non
     if not isinstance(arguments, dict):
         return None
     parameters = schemas[name].get("parameters") or {"type": "object"}
+    arguments = _without_copied_schema_keys(arguments, parameters)
     try:
         jsonschema.validate(arguments, dict(parameters))
     except (jsonschema.ValidationError, jsonschema.SchemaError):
         return None
     return ParsedCall(name=name, arguments=arguments)
+
+
+# Words of JSON Schema itself: the 0.5B often copies the signature's ``"required": [...]`` (or its
+# "type") into the arguments next to the real ones (bench/agents.py found it in half its malformed
+# calls). Dropped unless the tool has a parameter of that name; any other unknown key still fails.
+_SCHEMA_WORDS = frozenset({"required", "type", "properties", "additionalProperties", "title", "description"})
+
+
+def _without_copied_schema_keys(arguments: dict[str, Any], parameters: Mapping[str, Any]) -> dict[str, Any]:
+    own = parameters.get("properties") or {}
+    return {key: value for key, value in arguments.items() if key in own or key not in _SCHEMA_WORDS}
 
 
 def _calls_from(value: Any, schemas: Mapping[str, ToolSchema]) -> list[ParsedCall] | None:

@@ -168,6 +168,24 @@ def test_arguments_that_break_the_schema_are_not_a_call(arguments: dict[str, obj
     assert parse_tool_calls(reply, TOOLS) == ([], reply)
 
 
+def test_schema_words_the_model_copied_into_the_arguments_are_dropped_not_fatal() -> None:
+    # As the 0.5B writes it: the signature's "required" list beside the real argument.
+    reply = '{"name": "calculator", "arguments": {"expression": "4817 * 2293", "required": ["expression"]}}'
+    assert parse_tool_calls(reply, TOOLS) == ([calc("4817 * 2293")], "")
+    copied = {"city": "Paris", "type": "object", "required": ["city"]}
+    weather = json.dumps({"name": "get_weather", "arguments": copied})
+    assert parse_tool_calls(weather, TOOLS) == ([ParsedCall(name="get_weather", arguments={"city": "Paris"})], "")
+    # A tool whose own parameter is called "type" keeps it.
+    typed: ToolSchema = {
+        "name": "convert",
+        "description": "Convert a value.",
+        "parameters": {"type": "object", "properties": {"type": {"type": "string"}}, "additionalProperties": False},
+    }
+    assert parse_tool_calls('{"name": "convert", "arguments": {"type": "celsius"}}', [typed])[0] == [
+        ParsedCall(name="convert", arguments={"type": "celsius"})
+    ]
+
+
 def test_the_calculators_own_schema_from_autogen_is_enforced() -> None:
     assert parse_tool_calls('{"name": "calculator", "arguments": {"expression": 391}}', TOOLS)[0] == []
     assert parse_tool_calls('{"name": "calculator", "arguments": {}}', TOOLS)[0] == []
