@@ -3,10 +3,11 @@ and the generation rate, with the prompt cache and without it (the baseline, in 
 
 The product's whole path: ``message_post`` -> inline runner -> executor -> AutoGen's AssistantAgent
 -> the local llama.cpp client, timed at a WebSocket client over the ASGI stack (message posted ->
-first streamed chunk -> the run's end). The agent is the demo assistant's shape: a system prompt and
-the calculator and clock tools offered (so the tools block is in every prompt), questions that need
-no tool. Each setting runs in a fresh process with the model loaded first (loading is not counted);
-the first conversation meets a cold prompt cache, the later ones find the agent's prefix kept.
+first streamed chunk -> the run's end). The agents are the demo assistant's shape: a system prompt
+and the calculator and clock tools offered (so the tools block is in every prompt), questions that
+need no tool; the conversations take turns, so each message follows another conversation's. Each
+setting runs in a fresh process with the model loaded first (loading is not counted); an agent's
+first conversation meets a cold prompt cache, its later ones find the agent's prefix kept.
 
     .venv/bin/python bench/latency.py [--model qwen2.5-coder-1.5b] [--conversations 4] [--follow-ups 2]
 """
@@ -35,6 +36,12 @@ QUESTIONS = [
     ("What does HTTP stand for?", ["And HTTPS?", "And FTP?"]),
     ("Give me a synonym for happy.", ["And for sad?", "And for angry?"]),
 ]
+# Two agents of different system prompts, as in a team or two users' assistants.
+PERSONAS = [
+    ("guide", "You are a friendly travel guide who also answers general questions."),
+    ("tutor", "You are a patient school tutor who explains things simply."),
+    ("clerk", "You are a precise office clerk who keeps answers short."),
+]
 SYSTEM = (
     "You are Lodestone's assistant. Answer in one or two short sentences. Use the calculator for "
     "arithmetic and the clock for dates and times; otherwise answer directly."
@@ -46,7 +53,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(model: str, conversations: int, follow_ups: int, max_tokens: int) -> dict[str, Any]:
+def measure(model: str, conversations: int, follow_ups: int, max_tokens: int, agent_count: int) -> dict[str, Any]:
     """In this process: the timings of one setting (the environment says the cache size)."""
     os.environ["LODESTONE_VAR_DIR"] = tempfile.mkdtemp(prefix="lodestone-bench-")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -83,11 +90,18 @@ def measure(model: str, conversations: int, follow_ups: int, max_tokens: int) ->
             model=model,
             options={"max_tokens": max_tokens, "temperature": 0.0, "seed": 1},
         )
-        agent = agent_services.agent_create(
-            slug="assistant", name="Assistant", description="Answers.", system_message=SYSTEM, model_config=config
-        )
-        tool_services.tool_grants_from_names(agent=agent, names=["calculator", "current_time"])
-        return User.objects.create_user("bench", password="bench-password-1"), agent
+        agents = []
+        for slug, persona in PERSONAS[:agent_count]:
+            agent = agent_services.agent_create(
+                slug=slug,
+                name=slug.title(),
+                description="Answers.",
+                system_message=f"{persona} {SYSTEM}",
+                model_config=config,
+            )
+            tool_services.tool_grants_from_names(agent=agent, names=["calculator", "current_time"])
+            agents.append(agent)
+        return User.objects.create_user("bench", password="bench-password-1"), agents
 
     async def ask(socket: WebsocketCommunicator, conversation: Any, user: User, text: str) -> dict[str, float]:
         """Post ``text``; seconds to the first chunk and to the run's end, tokens, tool calls."""
@@ -115,7 +129,7 @@ def measure(model: str, conversations: int, follow_ups: int, max_tokens: int) ->
         assert isinstance(runner, InlineRunner)
         runner.bind_loop(asyncio.get_running_loop())
         runner._recovered = True
-        user, agent = await sync_to_async(setup)()
+        user, agents = await sync_to_async(setup)()
         client = Client()
         await sync_to_async(client.force_login)(user)
         headers = [
@@ -126,27 +140,34 @@ def measure(model: str, conversations: int, follow_ups: int, max_tokens: int) ->
         from agents.providers import model_client_for
 
         loaded = time.perf_counter()
-        local = model_client_for(agent.model_config)
+        local = model_client_for(agents[0].model_config)
         local.count_tokens([])  # loads the model: not part of what is timed
         load_s = time.perf_counter() - loaded
         new: list[float] = []
         follow: list[float] = []
         rates: list[float] = []
         calls = 0
+        # The conversations take turns (with agents of different system prompts when there are
+        # several), as users of one server do: each message meets what another agent left behind.
+        chats = []
         for index in range(conversations):
+            agent = agents[index % len(agents)]
             first_question, later = QUESTIONS[index % len(QUESTIONS)]
             conversation = await sync_to_async(services.conversation_create)(owner=user, agent=agent)
             socket = WebsocketCommunicator(application, f"/ws/conversations/{conversation.pk}/", headers=headers)
             connected, _ = await socket.connect()
             assert connected
-            for turn, text in enumerate([first_question, *later[:follow_ups]]):
-                timing = await ask(socket, conversation, user, text)
+            chats.append((socket, conversation, [first_question, *later[:follow_ups]]))
+        for turn in range(follow_ups + 1):
+            for socket, conversation, texts in chats:
+                timing = await ask(socket, conversation, user, texts[turn])
                 (new if turn == 0 else follow).append(timing["first"])
                 calls += int(timing["tool_calls"])
-                print(text, json.dumps(timing), file=sys.stderr, flush=True)
+                print(texts[turn], json.dumps(timing), file=sys.stderr, flush=True)
                 generating = timing["total"] - timing["first"]
                 if timing["completion_tokens"] > 4 and generating > 0:
                     rates.append(timing["completion_tokens"] / generating)
+        for socket, _, _ in chats:
             await socket.disconnect()
         return {
             "load_s": load_s,
@@ -189,9 +210,10 @@ def write_report(model: str, results: dict[str, dict[str, Any]], args: argparse.
     section = f"""{MARK_START}
 ## Local model latency (`bench/latency.py`)
 
-`{model}`, the demo assistant's shape (system prompt + calculator and clock tools offered), questions that
-need no tool, {args.conversations} conversations of 1 + {args.follow_ups} messages, replies up to {args.max_tokens} tokens,
-temperature 0; timed at a WebSocket client from `message_post` to the first streamed chunk. Each setting in
+`{model}`, {args.agents} agents of the demo assistant's shape (each its own system prompt, calculator and clock
+tools offered), questions that need no tool, {args.conversations} conversations of 1 + {args.follow_ups} messages
+taking turns (conversation 1, 2, 3, 4, then each one's follow-up...), spread over the agents, replies up to
+{args.max_tokens} tokens, temperature 0; timed at a WebSocket client from `message_post` to the first streamed chunk. Each setting in
 a fresh process, the model loaded first ({on["load_s"]:.1f} s, not counted). Baseline: the same run with the
 prompt cache off (`LODESTONE_LOCAL_PREFIX_CACHE_MB=0`: llama.cpp still reuses the one prefix its context
 last processed).
@@ -224,17 +246,18 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=4)
     parser.add_argument("--follow-ups", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--agents", type=int, default=2, choices=(1, 2, 3), help="agents the conversations share")
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)  # one setting, JSON out
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.model, args.conversations, args.follow_ups, args.max_tokens)))
+        print(json.dumps(measure(args.model, args.conversations, args.follow_ups, args.max_tokens, args.agents)))
         return
     results = {}
     for label, cache_mb in (("no-cache", "0"), ("cache", "512")):
         env = {**os.environ, "LODESTONE_LOCAL_PREFIX_CACHE_MB": cache_mb}
         command = [sys.executable, __file__, "--measure", "--model", args.model]
         command += ["--conversations", str(args.conversations), "--follow-ups", str(args.follow_ups)]
-        command += ["--max-tokens", str(args.max_tokens)]
+        command += ["--max-tokens", str(args.max_tokens), "--agents", str(args.agents)]
         output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
         results[label] = summarise(json.loads(output.strip().splitlines()[-1]))
         print(label, json.dumps(results[label]), flush=True)
