@@ -275,13 +275,20 @@ def map_memory_event(event: MemoryQueryEvent) -> MappedEvent:
     return MappedEvent(Message.Type.MEMORY, event.source, content, {"memories": memories})
 
 
+def _model_lane(context: RunContext) -> str:
+    """The local model's queue lane of a run: its owner's, so users take turns."""
+    return f"user:{context.spec.owner_id}"
+
+
 async def _remember(context: RunContext) -> None:
     """Memory-enabled agents keep what the completed run taught them (``memory.learning``: learned
     facts, or the verbatim outcome in episodic mode); a memory failure never fails the run."""
     if not any(agent.memory_enabled for agent in context.spec.agents):
         return
     try:
-        await learning.run_remember(run_id=context.run_id)
+        # The learning model calls queue in the owner's lane too, not in one lane shared by everybody.
+        with model_wait_scope(_model_lane(context)):
+            await learning.run_remember(run_id=context.run_id)
     except Exception as exc:
         logger.warning("Run %s: storing its experience failed: %s", context.run_id, exc)
 
@@ -359,7 +366,7 @@ async def _stream(context: RunContext, token: CancellationToken) -> str:
 
     # Who is calling: for the memory tools, for tool grants, approvals and invocation records, and
     # for the local model's queue (one lane per user: nobody's ten runs starve another's one).
-    with memory_scope(scope), call_scope(calls), model_wait_scope(f"user:{context.spec.owner_id}", waiting_for_model):
+    with memory_scope(scope), call_scope(calls), model_wait_scope(_model_lane(context), waiting_for_model):
         stop_reason = await _consume(context, team, token)
     # Saved only when the team completed: after an error AutoGen keeps the failed turn's input in
     # the agent's buffer, and saving that would repeat it in the next prompt. A failed or cancelled
