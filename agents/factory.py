@@ -14,7 +14,6 @@ from autogen_agentchat.base import Team as AgentChatTeam
 from autogen_agentchat.conditions import (
     HandoffTermination,
     MaxMessageTermination,
-    TextMentionTermination,
     TimeoutTermination,
     TokenUsageTermination,
 )
@@ -29,6 +28,7 @@ from django.conf import settings
 from agents.magentic import LedgerMagenticOneGroupChat
 from agents.models import Agent, ModelConfig, Team
 from agents.providers import model_client_for
+from agents.terminations import StopWordTermination
 from tools.code_executor import CODE_EXECUTOR_PRESET, build_code_executor_agent
 from tools.runtime import ToolSpec, governed_tools
 from tools.selectors import granted_tool_specs
@@ -151,6 +151,9 @@ def build_agent(
         model_client=model_client,
         tools=tools or None,
         reflect_on_tool_use=bool(tools),
+        # Each round offers the tools again (and keeps the prompt's cached prefix); only a model
+        # still calling after the last round is asked, without tools, for its answer.
+        max_tool_iterations=max(settings.LODESTONE_TOOL_ROUNDS, 1),
         model_client_stream=True,
         model_context=context,
         handoffs=list(handoffs) if handoffs else None,
@@ -195,7 +198,8 @@ def build_termination(spec: TeamSpec) -> TerminationCondition:
     if spec.max_messages and spec.kind != Team.Kind.MAGENTIC_ONE:  # Magentic-One: its max turns
         condition = condition | MaxMessageTermination(spec.max_messages)
     if spec.stop_word:
-        condition = condition | TextMentionTermination(spec.stop_word)
+        code_pending = any(agent.preset == CODE_EXECUTOR_PRESET for agent in spec.agents)
+        condition = condition | StopWordTermination(spec.stop_word, code_pending=code_pending)
     if spec.token_budget:
         condition = condition | TokenUsageTermination(max_total_token=spec.token_budget)
     if spec.timeout_seconds:
@@ -229,7 +233,7 @@ def build_team(
         build_user_proxy(agent, input_func)
         if agent.preset == USER_PROXY_PRESET
         # AutoGen's CodeExecutorAgent, running the previous message's code in our sandbox.
-        else build_code_executor_agent(agent)
+        else build_code_executor_agent(agent, stop_word=spec.stop_word)
         if agent.preset == CODE_EXECUTOR_PRESET
         else build_agent(
             agent,

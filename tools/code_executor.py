@@ -15,6 +15,7 @@ from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock, CodeExecutor, CodeResult
 from pydantic import BaseModel
 
+from tools.builtin.sandboxed import NO_OUTPUT
 from tools.runtime import call_context
 from tools.sandbox import SandboxJob, SandboxUnavailable, get_sandbox
 from tools.workspace import workspace_for
@@ -27,20 +28,30 @@ CODE_EXECUTOR_PRESET = "code_executor"
 PYTHON = {"python", "py", "python3"}
 
 CODER_SYSTEM_MESSAGE = (
-    "You write Python 3 to solve the user's task. Put the code in one ```python block and print the "
-    "results. The code runs in a sandbox without network access or third-party packages; its working "
-    "directory keeps files between runs. When the output answers the task, reply with the answer and "
-    "the word TERMINATE."
+    "You write Python 3 to solve the user's task. Reply with one complete ```python block that prints "
+    "the result; the executor runs it and shows you the output. The code runs in a sandbox without "
+    "network access or third-party packages; its working directory keeps files between runs. If the "
+    "output shows an error, send the corrected code. Once the output answers the task, reply with the "
+    "answer in one sentence, without code, followed by the word TERMINATE."
 )
 
 
 class SandboxCodeExecutorConfig(BaseModel):
-    pass
+    stop_word: str = ""
 
 
 class SandboxCodeExecutor(CodeExecutor):
     component_config_schema = SandboxCodeExecutorConfig
     component_provider_override = "tools.code_executor.SandboxCodeExecutor"
+
+    def __init__(self, *, stop_word: str = "") -> None:
+        # The team's stop word: small coders end their block with it, which is not Python.
+        self._stop_word = stop_word
+
+    def _runnable(self, code: str) -> str:
+        if not self._stop_word:
+            return code
+        return "\n".join(line for line in code.splitlines() if line.strip() != self._stop_word)
 
     async def execute_code_blocks(
         self, code_blocks: list[CodeBlock], cancellation_token: CancellationToken
@@ -54,7 +65,7 @@ class SandboxCodeExecutor(CodeExecutor):
                 sandbox = get_sandbox()
             except SandboxUnavailable as exc:
                 return CodeResult(exit_code=1, output=str(exc))
-            result = await sandbox.run(SandboxJob(program=block.code, workspace=workspace))
+            result = await sandbox.run(SandboxJob(program=self._runnable(block.code), workspace=workspace))
             text = (result.stdout + (("\n" + result.stderr) if result.stderr else "")).strip()
             if result.output_truncated:
                 text += "\n[output cut at the sandbox's limit]"
@@ -62,7 +73,7 @@ class SandboxCodeExecutor(CodeExecutor):
                 outputs.append(f"{text}\n[failed: {result.describe_failure()}]".strip())
                 return CodeResult(exit_code=result.exit_code or 1, output="\n".join(outputs))
             outputs.append(text)
-        return CodeResult(exit_code=0, output="\n".join(outputs) or "(no output)")
+        return CodeResult(exit_code=0, output="\n".join(outputs) or NO_OUTPUT)
 
     async def start(self) -> None:
         return None
@@ -74,11 +85,11 @@ class SandboxCodeExecutor(CodeExecutor):
         return None
 
     def _to_config(self) -> SandboxCodeExecutorConfig:
-        return SandboxCodeExecutorConfig()
+        return SandboxCodeExecutorConfig(stop_word=self._stop_word)
 
     @classmethod
     def _from_config(cls, config: SandboxCodeExecutorConfig) -> SandboxCodeExecutor:
-        return cls()
+        return cls(stop_word=config.stop_word)
 
 
 def sandbox_approves(request: ApprovalRequest) -> ApprovalResponse:
@@ -86,10 +97,10 @@ def sandbox_approves(request: ApprovalRequest) -> ApprovalResponse:
     return ApprovalResponse(approved=True, reason="Runs in the sandbox (no network, no host files, limits).")
 
 
-def build_code_executor_agent(agent: Agent) -> CodeExecutorAgent:
+def build_code_executor_agent(agent: Agent, *, stop_word: str = "") -> CodeExecutorAgent:
     return CodeExecutorAgent(
         name=agent.slug,
-        code_executor=SandboxCodeExecutor(),
+        code_executor=SandboxCodeExecutor(stop_word=stop_word),
         description=agent.description,
         supported_languages=["python"],
         approval_func=sandbox_approves,

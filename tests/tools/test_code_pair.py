@@ -49,3 +49,20 @@ async def test_failing_code_reports_the_error(inline_runner: InlineRunner) -> No
     assert run.status == Run.Status.COMPLETED, run.error
     executor_reply = (await sync_to_async(messages)(conversation.pk))[2]
     assert "nope" in executor_reply.content and "[failed:" in executor_reply.content
+
+
+async def test_a_stop_word_written_with_the_code_waits_for_the_code_to_run(inline_runner: InlineRunner) -> None:
+    # The 1.5B's habit: the stop word as the block's last line (not Python), or right after it.
+    early = "```python\nprint(6 * 7)\nTERMINATE\n```\nTERMINATE"
+    model = await sync_to_async(factories.replay_model)([early, "It is 42. TERMINATE"])
+    team = await sync_to_async(code_pair_create)(model_config=model, prefix="t3")
+    user = await sync_to_async(factories.user)()
+    conversation = await sync_to_async(factories.conversation)(user, team=team)
+    _, run = await sync_to_async(conversation_services.message_post)(conversation=conversation, user=user, text="6*7?")
+    run = await wait_for_run(run.pk, timeout=60)
+
+    assert run.status == Run.Status.COMPLETED, run.error
+    rows = await sync_to_async(messages)(conversation.pk)
+    assert [m.source for m in rows] == ["user", "t3_coder", "t3_executor", "t3_coder"]
+    assert rows[2].content == "42"  # the block ran without its stop-word line
+    assert rows[3].content == "It is 42. TERMINATE"
