@@ -11,10 +11,11 @@ team's turns and a follow-up message process only what is new.
 
 Tool calling (Qwen models, ``tool_calling`` in the catalogue): the tools go into the system prompt
 and the call is parsed out of the reply's text (``tool_calls``); earlier results are folded into
-the conversation as user text, because given back as ``role: tool`` both Qwen models repeat the
-call. While tools are offered, text streams only once it cannot be the start of a call: a reply
-that starts with a call marker is held back whole, and text after a marker in mid-reply is held
-back from the marker on; what turns out not to be a call is sent as one last chunk.
+the conversation as user text in the template's own ``<tool_response>`` tags, because given back as
+``role: tool`` both Qwen models repeat the call. While tools are offered, text streams only once
+it cannot be the start of a call: a reply that starts with a call marker is held back whole, and
+text after a marker in mid-reply is held back from the marker on; what turns out not to be a call
+is sent as one last chunk.
 
 JSON output, structured output and required tool calls constrain decoding with a llama.cpp grammar
 (``grammars``); a reply that starts like a call but is not a valid one is generated once more under
@@ -40,6 +41,7 @@ from autogen_core.models import (
     AssistantMessage,
     ChatCompletionClient,
     CreateResult,
+    FunctionExecutionResult,
     FunctionExecutionResultMessage,
     LLMMessage,
     ModelCapabilities,  # type: ignore[attr-defined]
@@ -65,10 +67,20 @@ from agents.providers.local_models import (
 )
 from agents.providers.model_queue import LOCAL_MODEL_QUEUE, report_cache
 from agents.providers.prefix_cache import PrefixCachingLlama, PrefixStateCache
-from agents.providers.tool_calls import ParsedCall, looks_like_call, parse_tool_calls, streamable_prefix, tools_prompt
+from agents.providers.tool_calls import (
+    CODE_TOOL,
+    ParsedCall,
+    code_block_call,
+    has_code_block,
+    looks_like_call,
+    parse_tool_calls,
+    streamable_prefix,
+    tools_prompt,
+)
+from tools.builtin.sandboxed import reports_failure
 
 if TYPE_CHECKING:
-    from llama_cpp import LlamaGrammar
+    from llama_cpp import LlamaGrammar, LogitsProcessorList
 
     from agents.models import ModelConfig
 
@@ -145,8 +157,15 @@ def _call_id() -> str:
     return f"call_{uuid.uuid4().hex[:12]}"
 
 
-def _call_text(call: FunctionCall) -> str:
-    return f"{call.name}({call.arguments})"
+def _call_block(call: FunctionCall) -> str:
+    """A call as Qwen2.5's template writes one: the model reads back its own habit, not a notation
+    it would copy into its answer (as it did ``[called f(...)]``)."""
+    try:
+        arguments: Any = json.loads(call.arguments) if call.arguments.strip() else {}
+    except ValueError:
+        arguments = call.arguments
+    body = json.dumps({"name": call.name, "arguments": arguments}, ensure_ascii=False)
+    return f"<tool_call>\n{body}\n</tool_call>"
 
 
 def _text_of(message: LLMMessage) -> str:
@@ -155,9 +174,11 @@ def _text_of(message: LLMMessage) -> str:
         return content
     if isinstance(content, list):
         parts = []
+        if isinstance(message, AssistantMessage) and message.thought:
+            parts.append(message.thought)
         for item in content:
             if isinstance(item, FunctionCall):
-                parts.append(f"[called {item.name}({item.arguments})]")
+                parts.append(_call_block(item))
             elif isinstance(item, str):
                 parts.append(item)
             elif hasattr(item, "content"):
@@ -166,14 +187,95 @@ def _text_of(message: LLMMessage) -> str:
     return str(content)
 
 
+def _code_still_to_run(messages: Sequence[LLMMessage]) -> bool:
+    """Whether a python block in the reply would be new work: nothing has run since the last
+    message from someone else, or what ran last failed. After a good run the model's block is the
+    code it shows with its answer, not code to run again."""
+    for message in reversed(messages):
+        if isinstance(message, UserMessage | SystemMessage):
+            return True
+        if isinstance(message, FunctionExecutionResultMessage):
+            ran = [result for result in message.content if result.name == CODE_TOOL]
+            if ran:
+                return any(result.is_error or reports_failure(result.content) for result in ran)
+    return True
+
+
+def _tools_ran(messages: Sequence[LLMMessage]) -> bool:
+    """Whether a tool has answered since the last message from someone else."""
+    for message in reversed(messages):
+        if isinstance(message, UserMessage | SystemMessage):
+            return False
+        if isinstance(message, FunctionExecutionResultMessage):
+            return True
+    return False
+
+
+def _all_made_before(calls: Sequence[ParsedCall], messages: Sequence[LLMMessage]) -> bool:
+    """Whether every call was already made, with the same arguments, since the last message from
+    someone else (its result is in the context)."""
+    made: set[tuple[str, str]] = set()
+    for message in reversed(messages):
+        if isinstance(message, UserMessage | SystemMessage):
+            break
+        if isinstance(message, AssistantMessage) and isinstance(message.content, list):
+            for item in message.content:
+                if isinstance(item, FunctionCall):
+                    try:
+                        made.add((item.name, json.dumps(json.loads(item.arguments or "{}"), sort_keys=True)))
+                    except ValueError:
+                        continue
+    return bool(made) and all((c.name, json.dumps(c.arguments, sort_keys=True)) in made for c in calls)
+
+
+def _prose_processors(llama: PrefixCachingLlama) -> LogitsProcessorList:
+    """A reply that may not open with a call: the first token cannot be one that starts one."""
+    from llama_cpp import LogitsProcessorList
+
+    banned = _call_opening_tokens(llama)
+    opened: list[int] = []
+
+    def no_call_opening(input_ids: Any, scores: Any) -> Any:
+        if not opened:
+            opened.append(len(input_ids))
+        if len(input_ids) == opened[0]:
+            scores[banned] = -float("inf")
+        return scores
+
+    return LogitsProcessorList([no_call_opening])
+
+
+_CALL_OPENINGS: dict[str, list[int]] = {}
+
+
+def _call_opening_tokens(llama: PrefixCachingLlama) -> list[int]:
+    """The vocabulary's tokens a call can open with (``<tool_call>``, a brace, a bracket, a fence),
+    found once per model file (a pass over the vocabulary takes a moment)."""
+    if llama.model_path not in _CALL_OPENINGS:
+        found = []
+        for index in range(llama.n_vocab()):
+            piece = llama.detokenize([index], special=True).decode("utf-8", errors="ignore").lstrip()
+            if piece.startswith(("<tool_call>", "{", "[", "`")):
+                found.append(index)
+        _CALL_OPENINGS[llama.model_path] = found
+    return _CALL_OPENINGS[llama.model_path]
+
+
+def _tool_response(result: FunctionExecutionResult) -> str:
+    content = result.content
+    if result.is_error and not content.lower().startswith("error"):
+        content = f"Error: {content}"
+    return f"<tool_response>\n{content}\n</tool_response>"
+
+
 def to_llama_messages(messages: Sequence[LLMMessage], *, tools_block: str = "") -> list[dict[str, str]]:
     """Plain chat messages; tool traffic and other speakers are folded into text for a small model.
-    ``tools_block`` is appended to the (first) system message, or becomes one."""
+
+    Calls and results are written the way Qwen2.5's template writes them (``<tool_call>`` in the
+    assistant's turn, ``<tool_response>`` in a user turn), not as ``role: tool`` messages, which
+    llama-cpp's chat handlers render so that both Qwen models repeat the call. ``tools_block`` is
+    appended to the (first) system message, or becomes one."""
     converted: list[dict[str, str]] = []
-    calls: dict[str, FunctionCall] = {}
-    for message in messages:
-        if isinstance(message, AssistantMessage) and isinstance(message.content, list):
-            calls.update({item.id: item for item in message.content if isinstance(item, FunctionCall)})
     for message in messages:
         if isinstance(message, SystemMessage):
             converted.append({"role": "system", "content": message.content})
@@ -185,12 +287,8 @@ def to_llama_messages(messages: Sequence[LLMMessage], *, tools_block: str = "") 
         elif isinstance(message, AssistantMessage):
             converted.append({"role": "assistant", "content": _text_of(message)})
         elif isinstance(message, FunctionExecutionResultMessage):
-            lines = []
-            for result in message.content:
-                call = calls.get(result.call_id)
-                called = _call_text(call) if call is not None else f"{result.name}()"
-                lines.append(f"{'Error from' if result.is_error else 'Result of'} {called}: {result.content}")
-            converted.append({"role": "user", "content": "\n".join(lines)})
+            responses = "\n".join(_tool_response(result) for result in message.content)
+            converted.append({"role": "user", "content": responses})
     if tools_block:
         if converted and converted[0]["role"] == "system":
             converted[0] = {"role": "system", "content": f"{converted[0]['content']}\n\n{tools_block}"}
@@ -236,7 +334,12 @@ class LocalChatCompletionClient(ChatCompletionClient):
         return _load(self._model_path, self._n_ctx, self._n_threads)
 
     def _generate(
-        self, messages: list[dict[str, str]], stop: threading.Event, grammar: LlamaGrammar | None = None
+        self,
+        messages: list[dict[str, str]],
+        stop: threading.Event,
+        grammar: LlamaGrammar | None = None,
+        *,
+        prose_only: bool = False,
     ) -> Iterator[tuple[str, Any]]:
         """Runs in a worker thread, holding the model's turn: yields ("token", text) then ("usage",
         (prompt, completion))."""
@@ -248,7 +351,7 @@ class LocalChatCompletionClient(ChatCompletionClient):
             max_tokens=self._max_tokens,
             temperature=self._temperature,
             seed=self._seed,
-            logits_processor=grammar_processors(llama, grammar),
+            logits_processor=_prose_processors(llama) if prose_only else grammar_processors(llama, grammar),
         )
         for chunk in stream:
             if stop.is_set():
@@ -265,6 +368,8 @@ class LocalChatCompletionClient(ChatCompletionClient):
         llama_messages: list[dict[str, str]],
         grammar: LlamaGrammar | None,
         cancellation_token: CancellationToken | None,
+        *,
+        prose_only: bool = False,
     ) -> AsyncGenerator[tuple[str, Any], None]:
         """One generation in a worker thread, in its turn on the model: ("token", text)... then
         ("usage", (prompt, completion))."""
@@ -276,7 +381,7 @@ class LocalChatCompletionClient(ChatCompletionClient):
 
         def produce() -> None:
             try:
-                for item in self._generate(llama_messages, stop, grammar=grammar):
+                for item in self._generate(llama_messages, stop, grammar=grammar, prose_only=prose_only):
                     loop.call_soon_threadsafe(queue.put_nowait, item)
             except Exception as exc:  # handed to the consumer, which raises it in the run
                 loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
@@ -362,6 +467,33 @@ class LocalChatCompletionClient(ChatCompletionClient):
                 completion_tokens=usage.completion_tokens + retry_usage.completion_tokens,
             )
             calls, rest = (retried, "") if retried else (calls, rest)
+        if offered and not calls and _code_still_to_run(messages):
+            calls, rest = code_block_call(reply, offered)
+        if offered and not calls and grammar is None and has_code_block(reply) and not _tools_ran(messages):
+            # It wrote code to work the answer out (and, most often, its made-up output) where a
+            # tool would: once more, allowed to write only a call. The text before the code stays.
+            retried, retry_usage = await self._constrained_call(llama_messages, offered, cancellation_token)
+            usage = RequestUsage(
+                prompt_tokens=usage.prompt_tokens + retry_usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens + retry_usage.completion_tokens,
+            )
+            if retried:
+                calls, rest = retried, reply[:shown].strip()
+        if calls and _all_made_before(calls, messages):
+            # The same call again, with its result in front of it (a small model's loop): the
+            # answer is due instead, so once more, not allowed to start with a call.
+            calls, parts = [], []
+            async with aclosing(self._replies(llama_messages, None, cancellation_token, prose_only=True)) as replies:
+                async for kind, value in replies:
+                    if kind == "usage":
+                        usage = RequestUsage(
+                            prompt_tokens=usage.prompt_tokens + value[0],
+                            completion_tokens=usage.completion_tokens + value[1],
+                        )
+                        continue
+                    parts.append(value)
+                    yield value
+            reply, shown = "".join(parts), len("".join(parts))
         self._add_usage(usage)
         if calls:
             # Text the model wrote around its calls becomes the thought (AssistantAgent shows it).

@@ -32,9 +32,10 @@ _TOOLS_FOOTER = (
     '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
 )
 # Ours: small models otherwise call a tool for every question.
+# "Answer directly" read to the 1.5B as "repeat": it gave back 'Happy' for a synonym of happy.
 _ANSWER_DIRECTLY = (
     "Call a function only when the user's request needs it. When no function applies, or a "
-    "function's result is already given, answer the user directly in plain text."
+    "function's result is already given, do what the user asks yourself and reply in plain text."
 )
 
 # How a reply can start or contain a call; the streaming path holds text back from these on.
@@ -111,6 +112,39 @@ def _calls_from(value: Any, schemas: Mapping[str, ToolSchema]) -> list[ParsedCal
     return [call for call in calls if call is not None]
 
 
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_JSON_ESCAPES = frozenset('"\\/bfnrtu')
+
+
+def _escapes_repaired(text: str) -> tuple[str, list[int]]:
+    """``text`` with a lone backslash doubled where JSON has no such escape (``\\w``, ``\\d``: a
+    regular expression written into a code argument), and where each doubling went in the original."""
+    added: list[int] = []
+
+    def repair(match: re.Match[str]) -> str:
+        if match.group(1) in _JSON_ESCAPES:
+            return match.group(0)
+        added.append(match.start())
+        return "\\" + match.group(0)
+
+    return _ESCAPE.sub(repair, text), added
+
+
+def _decode_at(decoder: json.JSONDecoder, text: str, position: int) -> tuple[Any, int]:
+    try:
+        return decoder.raw_decode(text, position)
+    except ValueError:
+        tail, added = _escapes_repaired(text[position:])
+        if not added:
+            raise
+        value, end = decoder.raw_decode(tail)
+        before = 0  # doublings before the value's end: the inserted backslash sat at at + before
+        for at in added:
+            if at + before < end:
+                before += 1
+        return value, position + end - before
+
+
 def _json_values(text: str) -> Iterator[tuple[Any, int]]:
     """JSON values written one after another from the start of ``text``, with where each ends."""
     decoder = json.JSONDecoder()
@@ -121,10 +155,22 @@ def _json_values(text: str) -> Iterator[tuple[Any, int]]:
         if position >= len(text) or text[position] not in "{[":
             return
         try:
-            value, position = decoder.raw_decode(text, position)
+            value, position = _decode_at(decoder, text, position)
         except ValueError:
             return
-        yield value, position
+        yield _without_control_escapes(value), position
+
+
+def _without_control_escapes(value: Any) -> Any:
+    """``\\b`` and ``\\f`` read back as the backslash and letter a model meant (a regex's word
+    boundary), never as the backspace and form feed JSON makes of them."""
+    if isinstance(value, str):
+        return value.replace("\b", "\\b").replace("\f", "\\f")
+    if isinstance(value, list):
+        return [_without_control_escapes(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _without_control_escapes(item) for key, item in value.items()}
+    return value
 
 
 def _calls_in_block(body: str, schemas: Mapping[str, ToolSchema]) -> list[ParsedCall] | None:
@@ -186,6 +232,39 @@ def looks_like_call(text: str) -> bool:
     answering with a ```python block is answering, not calling)."""
     head = text.lstrip()
     return "<tool_call>" in text or head.startswith(("{", "[")) or _CALL_FENCE.match(head) is not None
+
+
+# The tool a reply's own ```python block can stand for (below).
+CODE_TOOL = "python_exec"
+_PYTHON_FENCE = re.compile(r"```[ \t]*(?:python3?|py)[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+def code_block_call(text: str, tools: Sequence[Tool | ToolSchema]) -> tuple[list[ParsedCall], str]:
+    """A reply's ```python blocks as one call of ``python_exec``, when that tool is offered.
+
+    Qwen2.5-Coder answers "run this" far more readily with a python block than with a call, then
+    makes up what the code would print (bench/agents.py saw it in most failed coding tasks). The
+    block is the action AutoGen's own code executor takes from a coder's message, so an agent
+    that is allowed to run code gets it run, governed like any call. The text before the first
+    block is kept; what follows it is most often the invented output, and goes."""
+    schemas = {schema["name"]: schema for schema in tool_schemas(tools)}
+    blocks = [block.strip("\n") for block in _PYTHON_FENCE.findall(text)]
+    if CODE_TOOL not in schemas or not any(block.strip() for block in blocks):
+        return [], text.strip()
+    call = _call_from({"name": CODE_TOOL, "arguments": {"code": "\n\n".join(blocks)}}, schemas)
+    if call is None:
+        return [], text.strip()
+    first = _PYTHON_FENCE.search(text)
+    assert first is not None
+    return [call], _tidy(text[: first.start()])
+
+
+_ANY_FENCE = re.compile(r"```[ \t]*[A-Za-z0-9_+-]*[ \t]*\n.*?```", re.DOTALL)
+
+
+def has_code_block(text: str) -> bool:
+    """Whether a reply holds a fenced block of code (or of made-up program output)."""
+    return _ANY_FENCE.search(text) is not None
 
 
 def _tidy(text: str) -> str:

@@ -16,7 +16,14 @@ import llama_cpp
 import numpy as np
 import pytest
 from autogen_core import FunctionCall
-from autogen_core.models import CreateResult, UserMessage
+from autogen_core.models import (
+    AssistantMessage,
+    CreateResult,
+    FunctionExecutionResult,
+    FunctionExecutionResultMessage,
+    LLMMessage,
+    UserMessage,
+)
 from autogen_core.tools import FunctionTool
 from llama_cpp import Llama, LlamaGrammar
 from pydantic import BaseModel
@@ -126,6 +133,13 @@ def now() -> str:
 TOOLS = [FunctionTool(calculator, description="Evaluate."), FunctionTool(now, description="The time.")]
 
 
+def python_exec(code: str) -> str:
+    return code
+
+
+PYTHON_EXEC = FunctionTool(python_exec, description="Run Python.")
+
+
 def test_the_tool_call_grammar_admits_only_well_formed_calls_of_offered_tools(vocab: Llama) -> None:
     grammar = tool_call_grammar(TOOLS)
     assert admits(vocab, grammar, '{"name": "calculator", "arguments": {"expression": "17 * 23"}}')
@@ -224,11 +238,18 @@ class ScriptedClient(local.LocalChatCompletionClient):
         super().__init__(model_path="unused.gguf", max_tokens=32, **kwargs)
         self.replies = list(replies)
         self.grammars: list[LlamaGrammar | None] = []
+        self.prose_only: list[bool] = []
 
     def _generate(
-        self, messages: list[dict[str, str]], stop: threading.Event, grammar: LlamaGrammar | None = None
+        self,
+        messages: list[dict[str, str]],
+        stop: threading.Event,
+        grammar: LlamaGrammar | None = None,
+        *,
+        prose_only: bool = False,
     ) -> Iterator[tuple[str, Any]]:
         self.grammars.append(grammar)
+        self.prose_only.append(prose_only)
         reply = self.replies.pop(0)
         pieces = [reply[i : i + 4] for i in range(0, len(reply), 4)]
         yield from (("token", piece) for piece in pieces)
@@ -290,11 +311,60 @@ async def test_a_retry_that_still_fails_the_schema_leaves_the_first_reply_as_tex
     assert len(client.grammars) == 2
 
 
-async def test_plain_answers_and_code_blocks_are_not_retried() -> None:
-    client = ScriptedClient(["391", "```python\nprint(17 * 23)\n```"], tool_calling=True)
+async def test_plain_answers_are_not_retried_and_code_that_works_it_out_is_retried_as_a_call() -> None:
+    code = "Let me compute it.\n\n```python\nprint(17 * 23)\n```\nThis prints 391."
+    client = ScriptedClient(
+        ["391", code, '{"name": "calculator", "arguments": {"expression": "17 * 23"}}'], tool_calling=True
+    )
     assert (await client.create(ASK, tools=TOOLS)).content == "391"
-    assert str((await client.create(ASK, tools=TOOLS)).content).startswith("```python")
-    assert client.grammars == [None, None]
+    assert client.grammars == [None]
+    result = await client.create(ASK, tools=TOOLS)
+    assert result.finish_reason == "function_calls" and result.thought == "Let me compute it."
+    assert isinstance(result.content, list) and result.content[0].name == "calculator"
+    assert client.grammars[2] is not None and client.grammars[2]._grammar == tool_call_grammar(TOOLS)._grammar
+
+
+async def test_code_after_a_tool_has_answered_is_the_answer_not_a_retry() -> None:
+    call = FunctionCall(id="c1", name="calculator", arguments='{"expression": "17 * 23"}')
+    turn: list[LLMMessage] = [
+        *ASK,
+        AssistantMessage(content=[call], source="a"),
+        FunctionExecutionResultMessage(
+            content=[FunctionExecutionResult(call_id="c1", name="calculator", content="391", is_error=False)]
+        ),
+    ]
+    client = ScriptedClient(["It is 391:\n```python\nprint(17 * 23)\n```"], tool_calling=True)
+    result = await client.create(turn, tools=TOOLS)
+    assert result.finish_reason == "stop" and str(result.content).startswith("It is 391")
+    assert client.grammars == [None]
+
+
+async def test_a_python_block_is_run_as_python_exec_when_the_agent_may_run_code() -> None:
+    client = ScriptedClient(["Here:\n```python\nprint(17 * 23)\n```\nIt prints 391."], tool_calling=True)
+    result = await client.create(ASK, tools=[PYTHON_EXEC])
+    assert result.finish_reason == "function_calls" and result.thought == "Here:"
+    assert isinstance(result.content, list)
+    [call] = result.content
+    assert call.name == "python_exec" and json.loads(call.arguments) == {"code": "print(17 * 23)"}
+
+
+async def test_the_same_call_again_in_one_turn_gives_way_to_an_answer_that_may_not_open_with_a_call() -> None:
+    call = FunctionCall(id="c1", name="calculator", arguments='{"expression": "17 * 23"}')
+    turn: list[LLMMessage] = [
+        *ASK,
+        AssistantMessage(content=[call], source="a"),
+        FunctionExecutionResultMessage(
+            content=[FunctionExecutionResult(call_id="c1", name="calculator", content="391", is_error=False)]
+        ),
+    ]
+    again = '{"name": "calculator", "arguments": {"expression": "17 * 23"}}'
+    client = ScriptedClient([again, "17 * 23 is 391."], tool_calling=True)
+    chunks = [item async for item in client.create_stream(turn, tools=TOOLS)]
+    result = chunks[-1]
+    assert isinstance(result, CreateResult) and result.finish_reason == "stop" and result.content == "17 * 23 is 391."
+    assert "".join(c for c in chunks if isinstance(c, str)) == "17 * 23 is 391."  # streamed, call text not
+    assert client.prose_only == [False, True]
+    assert result.usage.prompt_tokens == 20
 
 
 async def test_a_required_tool_is_called_under_the_call_grammar_from_the_start() -> None:
@@ -345,3 +415,16 @@ def test_grammar_processors_are_none_without_a_grammar_and_one_processor_with_on
     assert grammar_processors(vocab, None) is None
     processors = grammar_processors(vocab, reply_grammar(True))
     assert processors is not None and [type(p) for p in processors] == [GrammarLogitsProcessor]
+
+
+def test_an_answer_that_may_not_open_with_a_call_bans_call_openings_at_its_first_token_only(vocab: Llama) -> None:
+    [processor] = local._prose_processors(vocab)  # type: ignore[arg-type]
+    [brace] = vocab.tokenize(b"{", add_bos=False)
+    [hello] = vocab.tokenize(b"Hello", add_bos=False)
+    prompt = np.array(vocab.tokenize(b"Answer:", add_bos=False), dtype=np.intc)
+    first = processor(prompt, np.zeros(vocab.n_vocab(), dtype=np.single))
+    assert first[brace] == -np.inf and first[hello] == 0.0
+    fence = vocab.tokenize(b"```", add_bos=False)[0]
+    assert first[fence] == -np.inf
+    later = processor(np.append(prompt, hello), np.zeros(vocab.n_vocab(), dtype=np.single))
+    assert later[brace] == 0.0  # in mid-answer a brace is just a brace

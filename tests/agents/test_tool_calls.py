@@ -18,8 +18,15 @@ from autogen_core.models import (
 )
 from autogen_core.tools import FunctionTool, Tool, ToolSchema
 
-from agents.providers.local import to_llama_messages
-from agents.providers.tool_calls import ParsedCall, parse_tool_calls, streamable_prefix, tools_prompt
+from agents.providers.local import _all_made_before, _code_still_to_run, _tools_ran, to_llama_messages
+from agents.providers.tool_calls import (
+    ParsedCall,
+    code_block_call,
+    has_code_block,
+    parse_tool_calls,
+    streamable_prefix,
+    tools_prompt,
+)
 
 
 def calculator(expression: str) -> str:
@@ -230,12 +237,12 @@ def test_prose_streams_up_to_a_marker_or_a_possible_start_of_one() -> None:
 # --- Folding tool traffic into the conversation ---------------------------------------------------
 
 
-def test_tool_results_are_folded_into_user_text_and_the_tools_block_joins_the_system_prompt() -> None:
+def test_tool_traffic_is_folded_in_qwens_own_tags_and_the_tools_block_joins_the_system_prompt() -> None:
     call = FunctionCall(id="call_1", name="calculator", arguments='{"expression": "17 * 23"}')
     messages: list[LLMMessage] = [
         SystemMessage(content="You are a helpful assistant."),
         UserMessage(content="What is 17 * 23?", source="user"),
-        AssistantMessage(content=[call], source="assistant"),
+        AssistantMessage(content=[call], source="assistant", thought="Let me compute that."),
         FunctionExecutionResultMessage(
             content=[
                 FunctionExecutionResult(call_id="call_1", name="calculator", content="391", is_error=False),
@@ -247,9 +254,104 @@ def test_tool_results_are_folded_into_user_text_and_the_tools_block_joins_the_sy
     assert converted[0] == {"role": "system", "content": "You are a helpful assistant.\n\n# Tools"}
     assert [m["role"] for m in converted] == ["system", "user", "assistant", "user"]
     assert "tool" not in {m["role"] for m in converted}
+    assert converted[2]["content"] == (
+        "Let me compute that.\n<tool_call>\n"
+        '{"name": "calculator", "arguments": {"expression": "17 * 23"}}\n</tool_call>'
+    )
+    # Read back by the lenient parser as the call it was: the history is in the model's own format.
+    assert parse_tool_calls(converted[2]["content"], [CALCULATOR])[0] == [
+        ParsedCall("calculator", {"expression": "17 * 23"})
+    ]
     assert converted[3]["content"] == (
-        'Result of calculator({"expression": "17 * 23"}): 391\nError from get_weather(): no such city'
+        "<tool_response>\n391\n</tool_response>\n<tool_response>\nError: no such city\n</tool_response>"
     )
     without_system = to_llama_messages(messages[1:], tools_block="# Tools")
     assert without_system[0] == {"role": "system", "content": "# Tools"}
     assert to_llama_messages(messages)[0] == {"role": "system", "content": "You are a helpful assistant."}
+
+
+# --- Backslashes in code arguments ----------------------------------------------------------------
+
+
+def python_exec_stub(code: str) -> str:
+    return code
+
+
+PYTHON_EXEC = FunctionTool(python_exec_stub, description="Run Python.", name="python_exec")
+
+
+def test_a_regex_written_with_lone_backslashes_reaches_the_tool_as_the_model_meant_it() -> None:
+    # JSON has no \w and makes a backspace of \b; a model writing a regex into "code" means neither.
+    reply = '{"name": "python_exec", "arguments": {"code": "re.findall(r\'\\b\\w+\\b\', t)"}} Done.'
+    calls, rest = parse_tool_calls(reply, [PYTHON_EXEC])
+    assert calls == [ParsedCall("python_exec", {"code": "re.findall(r'\\b\\w+\\b', t)"})]
+    assert rest == "Done."
+
+
+def test_correctly_escaped_backslashes_are_left_alone() -> None:
+    reply = '<tool_call>{"name": "python_exec", "arguments": {"code": "print(\'a\\\\nb\\\\w\')\\nx = 1"}}</tool_call>'
+    calls, _ = parse_tool_calls(reply, [PYTHON_EXEC])
+    assert calls == [ParsedCall("python_exec", {"code": "print('a\\nb\\w')\nx = 1"})]
+
+
+# --- A coder's python block as the run it asks for --------------------------------------------------
+
+
+def test_a_python_block_is_a_python_exec_call_when_that_tool_is_offered_and_the_made_up_output_goes() -> None:
+    reply = (
+        "Here is the code:\n\n```python\nprint(sum(range(10)))\n```\n\n```py\nprint('two')\n```\n"
+        "When you run this code, it will output:\n\n```\n45\n```"
+    )
+    calls, rest = code_block_call(reply, [PYTHON_EXEC])
+    assert calls == [ParsedCall("python_exec", {"code": "print(sum(range(10)))\n\nprint('two')"})]
+    assert rest == "Here is the code:"
+
+
+def test_no_python_exec_offered_or_no_python_block_means_no_call() -> None:
+    assert code_block_call("```python\nprint(1)\n```", [CALCULATOR]) == ([], "```python\nprint(1)\n```")
+    assert code_block_call("```json\n{}\n```", [PYTHON_EXEC]) == ([], "```json\n{}\n```")
+    assert code_block_call("```python\n\n```", [PYTHON_EXEC])[0] == []
+
+
+def test_a_python_block_runs_again_only_when_nothing_ran_yet_or_the_last_run_failed() -> None:
+    call = FunctionCall(id="c1", name="python_exec", arguments='{"code": "print(1)"}')
+    asked: list[LLMMessage] = [SystemMessage(content="s"), UserMessage(content="Run it.", source="user")]
+    assert _code_still_to_run(asked)
+
+    def ran(output: str, *, error: bool = False) -> list[LLMMessage]:
+        result = FunctionExecutionResult(call_id="c1", name="python_exec", content=output, is_error=error)
+        return [*asked, AssistantMessage(content=[call], source="a"), FunctionExecutionResultMessage(content=[result])]
+
+    assert not _code_still_to_run(ran("1"))
+    assert _code_still_to_run(ran("[stderr]\nNameError: name 's' is not defined\n[failed: NameError]"))
+    assert _code_still_to_run(ran("python_exec stopped at a sandbox limit", error=True))
+    # A new message from the user (or another agent) is new work again.
+    assert _code_still_to_run([*ran("1"), UserMessage(content="And now 2?", source="user")])
+
+
+def test_a_code_block_is_told_from_prose_and_inline_code() -> None:
+    assert has_code_block("To compute it:\n\n```python\nprint(2350 * 0.175)\n```\nIt prints 411.25.")
+    assert has_code_block("```\n411.25\n```")
+    assert not has_code_block("Use `sum(range(10))` for that.")
+    assert not has_code_block("The answer is 45.")
+
+
+def test_tools_ran_looks_only_at_the_turn_since_the_last_message_from_someone_else() -> None:
+    call = FunctionCall(id="c1", name="calculator", arguments='{"expression": "1 + 1"}')
+    result = FunctionExecutionResult(call_id="c1", name="calculator", content="2", is_error=False)
+    asked: list[LLMMessage] = [SystemMessage(content="s"), UserMessage(content="1 + 1?", source="user")]
+    answered = [*asked, AssistantMessage(content=[call], source="a"), FunctionExecutionResultMessage(content=[result])]
+    assert not _tools_ran(asked)
+    assert _tools_ran(answered)
+    assert not _tools_ran([*answered, UserMessage(content="And 2 + 2?", source="user")])
+
+
+def test_a_call_counts_as_made_before_only_with_the_same_arguments_in_the_same_turn() -> None:
+    call = FunctionCall(id="c1", name="calculator", arguments='{"expression": "10 + 5"}')
+    result = FunctionExecutionResult(call_id="c1", name="calculator", content="15", is_error=False)
+    asked: list[LLMMessage] = [SystemMessage(content="s"), UserMessage(content="Rewrite this.", source="user")]
+    turn = [*asked, AssistantMessage(content=[call], source="a"), FunctionExecutionResultMessage(content=[result])]
+    assert _all_made_before([calc("10 + 5")], turn)
+    assert not _all_made_before([calc("10 + 5"), calc("2 + 2")], turn)
+    assert not _all_made_before([calc("10 + 5")], asked)
+    assert not _all_made_before([calc("10 + 5")], [*turn, UserMessage(content="Again?", source="user")])

@@ -44,6 +44,17 @@ for root, dirs, files in os.walk(base):
 """
 
 
+FAILED_MARK = "[failed: "
+
+
+def reports_failure(result: str) -> bool:
+    """Whether a ``python_exec`` result says the code failed (its last line is the failure)."""
+    return FAILED_MARK in result
+
+
+NO_OUTPUT = "(no output: the code ran and printed nothing; print() the values you want to see)"
+
+
 def _format(stdout: str, stderr: str, failure: str | None, truncated: bool) -> str:
     parts = []
     if stdout:
@@ -53,8 +64,9 @@ def _format(stdout: str, stderr: str, failure: str | None, truncated: bool) -> s
     if truncated:
         parts.append("[output cut: the sandbox's output limit was reached]")
     if failure:
-        parts.append(f"[failed: {failure}]")
-    return "\n".join(parts) or "(no output)"
+        parts.append(f"{FAILED_MARK}{failure}]")
+    # Said in full: a model that defined a function without calling it learns why it saw nothing.
+    return "\n".join(parts) or NO_OUTPUT
 
 
 @builtin_tool(
