@@ -202,6 +202,9 @@ CELERY_BEAT_SCHEDULE |= (
 LODESTONE_MESSAGE_MAX_CHARS = env.get_int("LODESTONE_MESSAGE_MAX_CHARS", 32_000)
 # A hard cap on messages per run, on top of each team's own termination conditions.
 LODESTONE_RUN_MAX_MESSAGES = env.get_int("LODESTONE_RUN_MAX_MESSAGES", 50)
+# Rounds of tool calls an agent may make in one turn before it must answer: a second round lets it
+# fix the code that failed or compute the next step with the result of the first.
+LODESTONE_TOOL_ROUNDS = env.get_int("LODESTONE_TOOL_ROUNDS", 3)
 # Streamed tokens are sent at most this often per speaker (seconds); the first goes out at once.
 LODESTONE_STREAM_FLUSH_SECONDS = 0.05
 # The sidebar lists this many most recent conversations; "Show more" loads as many more.
