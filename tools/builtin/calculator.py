@@ -58,12 +58,22 @@ def _evaluate(node: ast.AST) -> float:
     raise ValueError(f"unsupported expression element: {ast.dump(node)[:60]}")
 
 
-@builtin_tool("calculator", "Evaluate an arithmetic expression, e.g. '2 * (3 + 4) / sqrt(16)'.")
-def calculate(expression: Annotated[str, "An arithmetic expression"]) -> str:
+# No example expression in the description: small models called the tool with it, unasked.
+@builtin_tool(
+    "calculator",
+    "Evaluate an arithmetic expression exactly. Use it for every calculation instead of working it out "
+    "yourself. Operators + - * / // % (remainder) ** (or ^, power), parentheses, sqrt, abs, round, log, sin, cos, tan, "
+    "pi, e. For p percent of x write x * p / 100.",
+)
+def calculate(
+    expression: Annotated[str, "The whole calculation as one expression, with parentheses where the order matters"],
+) -> str:
     if len(expression) > _MAX_LENGTH:
         return f"Error: expression longer than {_MAX_LENGTH} characters."
     try:
-        result = _evaluate(ast.parse(expression, mode="eval"))
+        # "^" is a calculator's power sign, as people (and models: "2^20") write it, not Python's
+        # XOR; read as "**" it also binds as a power does (2^3*2 is 16).
+        result = _evaluate(ast.parse(expression.replace("^", "**"), mode="eval"))
     except (SyntaxError, ValueError, TypeError, ZeroDivisionError, OverflowError) as exc:
         return f"Error: {exc}"
     if isinstance(result, float) and result.is_integer() and abs(result) < 1e15:
