@@ -53,6 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default=os.environ.get("LODESTONE_LOCAL_MODEL", "qwen2.5-coder-0.5b"))
     parser.add_argument("--tasks", type=int, default=None, help="run at most N tasks (spread over the families)")
     parser.add_argument("--family", default="", help="comma-separated families (default: all)")
+    parser.add_argument("--ids", default="", help="comma-separated task ids (default: all; with --family, both apply)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds a run may take before it is stopped")
     parser.add_argument("--max-tokens", type=int, default=320)
     parser.add_argument("--seed", type=int, default=7)
@@ -105,7 +106,7 @@ from conversations.runner import InlineRunner, get_runner  # noqa: E402
 from tools import services as tool_services  # noqa: E402
 from tools.code_executor import code_pair_create  # noqa: E402
 from tools.models import Tool, ToolInvocation  # noqa: E402
-from tools.sandbox import Limits, SandboxJob, get_sandbox  # noqa: E402
+from tools.sandbox import Limits, SandboxJob, SandboxUnavailable, get_sandbox  # noqa: E402
 
 # The joined model files are shared with the checkout (var/models), not joined again per run.
 settings.LODESTONE_MODEL_DIR = REPO / "var" / "models"
@@ -398,6 +399,7 @@ def results_path(subset: bool) -> Path:
     if subset:
         families = "+".join(f.strip() for f in ARGS.family.split(",") if f.strip())
         label = "-subset" + (f"-{families}" if families else "") + (f"-{ARGS.tasks}" if ARGS.tasks else "")
+        label += "-ids" if ARGS.ids else ""
     return RESULTS_DIR / f"agents-{ARGS.model}{label}.json"
 
 
@@ -410,6 +412,17 @@ async def main() -> dict[str, Any]:
     warm = await warm_up(world)
     families = [f.strip() for f in ARGS.family.split(",") if f.strip()]
     tasks = select(TASKS, families=families, limit=ARGS.tasks)
+    if ARGS.ids:
+        wanted = {name.strip() for name in ARGS.ids.split(",") if name.strip()}
+        unknown = wanted - {task.id for task in TASKS}
+        if unknown:
+            raise SystemExit(f"--ids: no such task {', '.join(sorted(unknown))}")
+        tasks = [task for task in tasks if task.id in wanted]
+    if any(task.family in ("coding", "team") for task in tasks):
+        try:
+            get_sandbox()
+        except SandboxUnavailable as exc:  # checked now, not as a crash at the first coding task
+            raise SystemExit(f"The coding and team tasks run code: {exc}") from exc
     load_start = os.getloadavg()[0]
     started = time.perf_counter()
     results: list[TaskResult] = []
