@@ -201,6 +201,10 @@ def _code_still_to_run(messages: Sequence[LLMMessage]) -> bool:
     return True
 
 
+def _has_tool_traffic(messages: Sequence[LLMMessage]) -> bool:
+    return any(isinstance(message, FunctionExecutionResultMessage) for message in messages)
+
+
 def _tools_ran(messages: Sequence[LLMMessage]) -> bool:
     """Whether a tool has answered since the last message from someone else."""
     for message in reversed(messages):
@@ -440,10 +444,14 @@ class LocalChatCompletionClient(ChatCompletionClient):
         elif offered and tool_choice != "auto":
             grammar = await asyncio.to_thread(tool_call_grammar, offered)
         llama_messages = to_llama_messages(messages, tools_block=tools_prompt(offered) if offered else "")
+        # Asked to answer with no tools on offer after calls (AutoGen's reflection): the history
+        # shows calls in Qwen's format, and a small model would write one more instead of answering.
+        answer_only = not offered and grammar is None and _has_tool_traffic(messages)
         parts: list[str] = []
         shown = 0  # characters of the reply already streamed
         usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
-        async with aclosing(self._replies(llama_messages, grammar, cancellation_token)) as replies:
+        replies_stream = self._replies(llama_messages, grammar, cancellation_token, prose_only=answer_only)
+        async with aclosing(replies_stream) as replies:
             async for kind, value in replies:
                 if kind == "usage":
                     usage = RequestUsage(prompt_tokens=value[0], completion_tokens=value[1])

@@ -428,3 +428,19 @@ def test_an_answer_that_may_not_open_with_a_call_bans_call_openings_at_its_first
     assert first[fence] == -np.inf
     later = processor(np.append(prompt, hello), np.zeros(vocab.n_vocab(), dtype=np.single))
     assert later[brace] == 0.0  # in mid-answer a brace is just a brace
+
+
+async def test_an_answer_asked_for_without_tools_after_calls_may_not_open_with_a_call() -> None:
+    # AutoGen's reflection: the tools are no longer offered, the history holds the call and result.
+    call = FunctionCall(id="c1", name="calculator", arguments='{"expression": "17 * 23"}')
+    turn: list[LLMMessage] = [
+        *ASK,
+        AssistantMessage(content=[call], source="a"),
+        FunctionExecutionResultMessage(
+            content=[FunctionExecutionResult(call_id="c1", name="calculator", content="391", is_error=False)]
+        ),
+    ]
+    client = ScriptedClient(["It is 391.", "391"], tool_calling=True)
+    assert (await client.create(turn, tool_choice="none")).content == "It is 391."
+    assert (await client.create(ASK)).content == "391"  # no tool traffic: nothing to hold back
+    assert client.prose_only == [True, False]

@@ -67,7 +67,7 @@ def test_the_tools_block_is_qwens_template_text_with_one_schema_per_line() -> No
     assert signatures[1]["function"]["parameters"] == WEATHER["parameters"]
     assert "within <tool_call></tool_call> XML tags" in block
     assert '{"name": <function-name>, "arguments": <args-json-object>}' in block
-    assert "answer the user directly" in block
+    assert "do what the user asks yourself" in block
 
 
 # --- The parser: each shape the models write ----------------------------------------------------
