@@ -58,13 +58,21 @@ def _probe_bubblewrap() -> str:
     except UnsupportedArchitecture as exc:
         return str(exc)
     job = SandboxJob(program="print('ok')", limits=Limits(cpu_seconds=5, wall_seconds=15))
-    try:
-        result = asyncio.run(BubblewrapSandbox().run(job))
-    except Exception as exc:
-        return f"bubblewrap failed to start: {exc}"
-    if result.stdout.strip() != "ok":
-        return f"bubblewrap cannot run Python here: {(result.stderr or result.stdout).strip()[:300]}"
-    return ""
+    reason = ""
+    # Twice before the verdict, which holds for the process: a child forked while gRPC's threads
+    # run (the Firestore client) can fail once (CI saw an epoll error from its fork handler).
+    for attempt in range(2):
+        try:
+            result = asyncio.run(BubblewrapSandbox().run(job))
+        except Exception as exc:
+            reason = f"bubblewrap failed to start: {exc}"
+        else:
+            if result.stdout.strip() == "ok":
+                return ""
+            reason = f"bubblewrap cannot run Python here: {(result.stderr or result.stdout).strip()[:300]}"
+        if attempt == 0:
+            logger.warning("Sandbox probe failed once, trying again: %s", reason)
+    return reason
 
 
 def _run_probe() -> str:
