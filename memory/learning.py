@@ -190,6 +190,14 @@ _NEGATION = re.compile(r"n't\b|\b(?:no longer|not|never|anymore|any more|stopped
 _FRAMING = frozenset({"prefers", "prefer", "likes", "like", "wants", "want", "called", "named", "uses", "has"})
 
 
+_NUMBER = re.compile(r"\d+(?:[.:,]\d+)*")
+
+
+def _numbers(text: str) -> set[str]:
+    """The numbers in ``text``, by their digits ("4,721" and "4721" are one number)."""
+    return {re.sub(r"\D", "", number) for number in _NUMBER.findall(text)}
+
+
 def _content_words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOP}
 
@@ -211,6 +219,8 @@ def grounded(candidate: str, source: str, *, foreign: str = "", share: float = G
         return False
     if _NEGATION.search(candidate) and not _NEGATION.search(source):
         return False  # "The user does not like pizza." from "Do I like pizza?"
+    if _numbers(candidate) - _numbers(source):
+        return False  # "standup at 10:00" from "standup at 9:45": a number nobody said is invented
     known = _content_words(source)
     missing = [w for w in words if not _word_in(w, known)]
     if foreign and any(_word_in(w, _content_words(foreign)) for w in missing):

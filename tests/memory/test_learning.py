@@ -405,6 +405,11 @@ def test_grounding_keeps_the_users_words_and_spelling_variants_and_drops_the_ass
     assert not learning.grounded("The user's favourite colour is red.", question, foreign="assistant: It is red.")
     assert not learning.grounded("The user's favourite colour is red.", question, share=learning.FACT_GROUNDED_SHARE)
     assert learning.grounded("The user prefers short answers.", "Keep your answers short.", share=0.75)
+    # Numbers are content too: the 1.5B once stored "10:00 AM" for a standup told as 9:45.
+    told = "Note for later: our team standup is at 9:45 every morning."
+    assert learning.grounded("The user's team standup is at 9:45 every morning.", told)
+    assert not learning.grounded("The user's team standup is at 10:00 AM.", told)
+    assert learning.grounded("The user's locker code is 4,721.", "My locker code is 4721.")
     assert not learning.grounded("The user.", "anything")
     assert not learning.grounded("The user does not like pizza.", "Do I like pizza?")
     assert learning.grounded("The user does not like pizza.", "I don't like pizza.")
