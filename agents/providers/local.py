@@ -187,13 +187,20 @@ def _text_of(message: LLMMessage) -> str:
     return str(content)
 
 
-def _code_still_to_run(messages: Sequence[LLMMessage]) -> bool:
-    """Whether a python block in the reply would be new work: nothing has run since the last
-    message from someone else, or what ran last failed. After a good run the model's block is the
-    code it shows with its answer, not code to run again."""
-    for message in reversed(messages):
-        if isinstance(message, UserMessage | SystemMessage):
-            return True
+def _current_turn(messages: Sequence[LLMMessage]) -> list[LLMMessage]:
+    """The messages since the last one from someone else (a user, another agent, the system): this
+    agent's calls and their results so far in its turn."""
+    for index in range(len(messages) - 1, -1, -1):
+        if isinstance(messages[index], UserMessage | SystemMessage):
+            return list(messages[index + 1 :])
+    return list(messages)
+
+
+def _code_still_to_run(turn: Sequence[LLMMessage]) -> bool:
+    """Whether a python block in the reply would be new work: nothing has run in this turn, or
+    what ran last failed. After a good run the model's block is the code it shows with its
+    answer, not code to run again."""
+    for message in reversed(turn):
         if isinstance(message, FunctionExecutionResultMessage):
             ran = [result for result in message.content if result.name == CODE_TOOL]
             if ran:
@@ -205,31 +212,30 @@ def _has_tool_traffic(messages: Sequence[LLMMessage]) -> bool:
     return any(isinstance(message, FunctionExecutionResultMessage) for message in messages)
 
 
-def _tools_ran(messages: Sequence[LLMMessage]) -> bool:
-    """Whether a tool has answered since the last message from someone else."""
-    for message in reversed(messages):
-        if isinstance(message, UserMessage | SystemMessage):
-            return False
-        if isinstance(message, FunctionExecutionResultMessage):
-            return True
-    return False
+def _canonical(name: str, arguments: Any) -> tuple[str, str]:
+    return name, json.dumps(arguments, sort_keys=True)
 
 
-def _all_made_before(calls: Sequence[ParsedCall], messages: Sequence[LLMMessage]) -> bool:
-    """Whether every call was already made, with the same arguments, since the last message from
-    someone else (its result is in the context)."""
+def _all_made_before(calls: Sequence[ParsedCall], turn: Sequence[LLMMessage]) -> bool:
+    """Whether every call was already made, with the same arguments, in this turn (its result is
+    in the context)."""
     made: set[tuple[str, str]] = set()
-    for message in reversed(messages):
-        if isinstance(message, UserMessage | SystemMessage):
-            break
+    for message in turn:
         if isinstance(message, AssistantMessage) and isinstance(message.content, list):
             for item in message.content:
                 if isinstance(item, FunctionCall):
                     try:
-                        made.add((item.name, json.dumps(json.loads(item.arguments or "{}"), sort_keys=True)))
+                        made.add(_canonical(item.name, json.loads(item.arguments or "{}")))
                     except ValueError:
                         continue
-    return bool(made) and all((c.name, json.dumps(c.arguments, sort_keys=True)) in made for c in calls)
+    return bool(made) and all(_canonical(call.name, call.arguments) in made for call in calls)
+
+
+def _summed(first: RequestUsage, second: RequestUsage) -> RequestUsage:
+    return RequestUsage(
+        prompt_tokens=first.prompt_tokens + second.prompt_tokens,
+        completion_tokens=first.completion_tokens + second.completion_tokens,
+    )
 
 
 def _prose_processors(llama: PrefixCachingLlama) -> LogitsProcessorList:
@@ -467,37 +473,30 @@ class LocalChatCompletionClient(ChatCompletionClient):
                     shown = showable
         reply = "".join(parts)
         calls, rest = parse_tool_calls(reply, offered) if offered else ([], reply)
+        turn = _current_turn(messages)
         if offered and not calls and grammar is None and looks_like_call(reply):
             # Meant as a call but malformed: once more, allowed to write only a valid call.
             retried, retry_usage = await self._constrained_call(llama_messages, offered, cancellation_token)
-            usage = RequestUsage(
-                prompt_tokens=usage.prompt_tokens + retry_usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens + retry_usage.completion_tokens,
-            )
+            usage = _summed(usage, retry_usage)
             calls, rest = (retried, "") if retried else (calls, rest)
-        if offered and not calls and _code_still_to_run(messages):
+        if offered and not calls and _code_still_to_run(turn):
             calls, rest = code_block_call(reply, offered)
-        if offered and not calls and grammar is None and has_code_block(reply) and not _tools_ran(messages):
+        tools_ran = any(isinstance(message, FunctionExecutionResultMessage) for message in turn)
+        if offered and not calls and grammar is None and has_code_block(reply) and not tools_ran:
             # It wrote code to work the answer out (and, most often, its made-up output) where a
             # tool would: once more, allowed to write only a call. The text before the code stays.
             retried, retry_usage = await self._constrained_call(llama_messages, offered, cancellation_token)
-            usage = RequestUsage(
-                prompt_tokens=usage.prompt_tokens + retry_usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens + retry_usage.completion_tokens,
-            )
+            usage = _summed(usage, retry_usage)
             if retried:
                 calls, rest = retried, reply[:shown].strip()
-        if calls and _all_made_before(calls, messages):
+        if calls and _all_made_before(calls, turn):
             # The same call again, with its result in front of it (a small model's loop): the
             # answer is due instead, so once more, not allowed to start with a call.
             calls, parts = [], []
             async with aclosing(self._replies(llama_messages, None, cancellation_token, prose_only=True)) as replies:
                 async for kind, value in replies:
                     if kind == "usage":
-                        usage = RequestUsage(
-                            prompt_tokens=usage.prompt_tokens + value[0],
-                            completion_tokens=usage.completion_tokens + value[1],
-                        )
+                        usage = _summed(usage, RequestUsage(prompt_tokens=value[0], completion_tokens=value[1]))
                         continue
                     parts.append(value)
                     yield value

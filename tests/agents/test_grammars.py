@@ -259,6 +259,13 @@ class ScriptedClient(local.LocalChatCompletionClient):
 ASK = [UserMessage(content="What is 17 * 23?", source="user")]
 
 
+def after_calculator_call() -> list[LLMMessage]:
+    """ASK, then this agent's calculator call and its result: the turn so far."""
+    call = FunctionCall(id="c1", name="calculator", arguments='{"expression": "17 * 23"}')
+    result = FunctionExecutionResult(call_id="c1", name="calculator", content="391", is_error=False)
+    return [*ASK, AssistantMessage(content=[call], source="a"), FunctionExecutionResultMessage(content=[result])]
+
+
 async def test_model_info_says_json_and_structured_output() -> None:
     client = ScriptedClient([])
     assert client.model_info["json_output"] is True and client.model_info["structured_output"] is True
@@ -325,14 +332,7 @@ async def test_plain_answers_are_not_retried_and_code_that_works_it_out_is_retri
 
 
 async def test_code_after_a_tool_has_answered_is_the_answer_not_a_retry() -> None:
-    call = FunctionCall(id="c1", name="calculator", arguments='{"expression": "17 * 23"}')
-    turn: list[LLMMessage] = [
-        *ASK,
-        AssistantMessage(content=[call], source="a"),
-        FunctionExecutionResultMessage(
-            content=[FunctionExecutionResult(call_id="c1", name="calculator", content="391", is_error=False)]
-        ),
-    ]
+    turn = after_calculator_call()
     client = ScriptedClient(["It is 391:\n```python\nprint(17 * 23)\n```"], tool_calling=True)
     result = await client.create(turn, tools=TOOLS)
     assert result.finish_reason == "stop" and str(result.content).startswith("It is 391")
@@ -349,14 +349,7 @@ async def test_a_python_block_is_run_as_python_exec_when_the_agent_may_run_code(
 
 
 async def test_the_same_call_again_in_one_turn_gives_way_to_an_answer_that_may_not_open_with_a_call() -> None:
-    call = FunctionCall(id="c1", name="calculator", arguments='{"expression": "17 * 23"}')
-    turn: list[LLMMessage] = [
-        *ASK,
-        AssistantMessage(content=[call], source="a"),
-        FunctionExecutionResultMessage(
-            content=[FunctionExecutionResult(call_id="c1", name="calculator", content="391", is_error=False)]
-        ),
-    ]
+    turn = after_calculator_call()
     again = '{"name": "calculator", "arguments": {"expression": "17 * 23"}}'
     client = ScriptedClient([again, "17 * 23 is 391."], tool_calling=True)
     chunks = [item async for item in client.create_stream(turn, tools=TOOLS)]
@@ -432,14 +425,7 @@ def test_an_answer_that_may_not_open_with_a_call_bans_call_openings_at_its_first
 
 async def test_an_answer_asked_for_without_tools_after_calls_may_not_open_with_a_call() -> None:
     # AutoGen's reflection: the tools are no longer offered, the history holds the call and result.
-    call = FunctionCall(id="c1", name="calculator", arguments='{"expression": "17 * 23"}')
-    turn: list[LLMMessage] = [
-        *ASK,
-        AssistantMessage(content=[call], source="a"),
-        FunctionExecutionResultMessage(
-            content=[FunctionExecutionResult(call_id="c1", name="calculator", content="391", is_error=False)]
-        ),
-    ]
+    turn = after_calculator_call()
     client = ScriptedClient(["It is 391.", "391"], tool_calling=True)
     assert (await client.create(turn, tool_choice="none")).content == "It is 391."
     assert (await client.create(ASK)).content == "391"  # no tool traffic: nothing to hold back

@@ -18,7 +18,7 @@ from autogen_core.models import (
 )
 from autogen_core.tools import FunctionTool, Tool, ToolSchema
 
-from agents.providers.local import _all_made_before, _code_still_to_run, _tools_ran, to_llama_messages
+from agents.providers.local import _all_made_before, _code_still_to_run, _current_turn, to_llama_messages
 from agents.providers.tool_calls import (
     ParsedCall,
     code_block_call,
@@ -313,20 +313,36 @@ def test_no_python_exec_offered_or_no_python_block_means_no_call() -> None:
     assert code_block_call("```python\n\n```", [PYTHON_EXEC])[0] == []
 
 
+def after_call(name: str, arguments: str, output: str, *, error: bool = False) -> list[LLMMessage]:
+    """A conversation whose last turn is one call of ``name`` and its result."""
+    call = FunctionCall(id="c1", name=name, arguments=arguments)
+    result = FunctionExecutionResult(call_id="c1", name=name, content=output, is_error=error)
+    return [
+        SystemMessage(content="s"),
+        UserMessage(content="Do it.", source="user"),
+        AssistantMessage(content=[call], source="a"),
+        FunctionExecutionResultMessage(content=[result]),
+    ]
+
+
+def test_the_current_turn_is_what_came_since_the_last_message_from_someone_else() -> None:
+    answered = after_call("calculator", '{"expression": "1 + 1"}', "2")
+    assert _current_turn(answered[:2]) == []
+    assert _current_turn(answered) == answered[2:]
+    assert _current_turn([*answered, UserMessage(content="And 2 + 2?", source="user")]) == []
+
+
 def test_a_python_block_runs_again_only_when_nothing_ran_yet_or_the_last_run_failed() -> None:
-    call = FunctionCall(id="c1", name="python_exec", arguments='{"code": "print(1)"}')
-    asked: list[LLMMessage] = [SystemMessage(content="s"), UserMessage(content="Run it.", source="user")]
-    assert _code_still_to_run(asked)
-
     def ran(output: str, *, error: bool = False) -> list[LLMMessage]:
-        result = FunctionExecutionResult(call_id="c1", name="python_exec", content=output, is_error=error)
-        return [*asked, AssistantMessage(content=[call], source="a"), FunctionExecutionResultMessage(content=[result])]
+        return _current_turn(after_call("python_exec", '{"code": "print(1)"}', output, error=error))
 
+    assert _code_still_to_run([])
     assert not _code_still_to_run(ran("1"))
     assert _code_still_to_run(ran("[stderr]\nNameError: name 's' is not defined\n[failed: NameError]"))
     assert _code_still_to_run(ran("python_exec stopped at a sandbox limit", error=True))
     # A new message from the user (or another agent) is new work again.
-    assert _code_still_to_run([*ran("1"), UserMessage(content="And now 2?", source="user")])
+    messages = [*after_call("python_exec", '{"code": "print(1)"}', "1"), UserMessage(content="And 2?", source="user")]
+    assert _code_still_to_run(_current_turn(messages))
 
 
 def test_a_code_block_is_told_from_prose_and_inline_code() -> None:
@@ -336,22 +352,10 @@ def test_a_code_block_is_told_from_prose_and_inline_code() -> None:
     assert not has_code_block("The answer is 45.")
 
 
-def test_tools_ran_looks_only_at_the_turn_since_the_last_message_from_someone_else() -> None:
-    call = FunctionCall(id="c1", name="calculator", arguments='{"expression": "1 + 1"}')
-    result = FunctionExecutionResult(call_id="c1", name="calculator", content="2", is_error=False)
-    asked: list[LLMMessage] = [SystemMessage(content="s"), UserMessage(content="1 + 1?", source="user")]
-    answered = [*asked, AssistantMessage(content=[call], source="a"), FunctionExecutionResultMessage(content=[result])]
-    assert not _tools_ran(asked)
-    assert _tools_ran(answered)
-    assert not _tools_ran([*answered, UserMessage(content="And 2 + 2?", source="user")])
-
-
 def test_a_call_counts_as_made_before_only_with_the_same_arguments_in_the_same_turn() -> None:
-    call = FunctionCall(id="c1", name="calculator", arguments='{"expression": "10 + 5"}')
-    result = FunctionExecutionResult(call_id="c1", name="calculator", content="15", is_error=False)
-    asked: list[LLMMessage] = [SystemMessage(content="s"), UserMessage(content="Rewrite this.", source="user")]
-    turn = [*asked, AssistantMessage(content=[call], source="a"), FunctionExecutionResultMessage(content=[result])]
+    messages = after_call("calculator", '{"expression": "10 + 5"}', "15")
+    turn = _current_turn(messages)
     assert _all_made_before([calc("10 + 5")], turn)
     assert not _all_made_before([calc("10 + 5"), calc("2 + 2")], turn)
-    assert not _all_made_before([calc("10 + 5")], asked)
-    assert not _all_made_before([calc("10 + 5")], [*turn, UserMessage(content="Again?", source="user")])
+    assert not _all_made_before([calc("10 + 5")], _current_turn(messages[:2]))
+    assert not _all_made_before([calc("10 + 5")], _current_turn([*messages, UserMessage(content="?", source="user")]))
