@@ -481,8 +481,7 @@ class LocalChatCompletionClient(ChatCompletionClient):
             calls, rest = (retried, "") if retried else (calls, rest)
         if offered and not calls and _code_still_to_run(turn):
             calls, rest = code_block_call(reply, offered)
-        tools_ran = any(isinstance(message, FunctionExecutionResultMessage) for message in turn)
-        if offered and not calls and grammar is None and has_code_block(reply) and not tools_ran:
+        if offered and not calls and grammar is None and has_code_block(reply) and not _has_tool_traffic(turn):
             # It wrote code to work the answer out (and, most often, its made-up output) where a
             # tool would: once more, allowed to write only a call. The text before the code stays.
             retried, retry_usage = await self._constrained_call(llama_messages, offered, cancellation_token)
