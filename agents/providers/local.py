@@ -116,9 +116,11 @@ _LOADED: list[PrefixCachingLlama] = []
 
 
 @lru_cache(maxsize=4)
-def _load(path: str, n_ctx: int, n_threads: int | None) -> PrefixCachingLlama:
+def _load(path: str, n_ctx: int, n_threads: int) -> PrefixCachingLlama:
     try:
-        llama = PrefixCachingLlama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+        llama = PrefixCachingLlama(
+            model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False
+        )
     except ValueError as exc:  # llama.cpp refused the file after all (an unsupported architecture...)
         raise ProviderError(f"llama.cpp could not load {path}: {exc}") from exc
     llama.use_prefix_cache(PrefixStateCache(settings.LODESTONE_LOCAL_PREFIX_CACHE_MB * 1024 * 1024))
@@ -325,7 +327,7 @@ class LocalChatCompletionClient(ChatCompletionClient):
         self._tool_calling = tool_calling
         self._seed = seed
         self._n_ctx = n_ctx
-        self._n_threads = n_threads
+        self._n_threads = n_threads or max(settings.LODESTONE_LOCAL_THREADS, 1)
         self._max_tokens = max_tokens
         self._temperature = temperature
         self._actual = RequestUsage(prompt_tokens=0, completion_tokens=0)

@@ -3,6 +3,8 @@ restored prefix gives exactly the reply a full reprocessing gives."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from autogen_core.models import LLMMessage, SystemMessage, UserMessage
@@ -72,7 +74,10 @@ async def test_alternating_agents_reuse_their_prefixes_and_get_the_same_replies(
         # A context size of its own: a separate model instance with a cache of this size.
         client = LocalChatCompletionClient(model_path=path, n_ctx=n_ctx, max_tokens=16, temperature=0.0, seed=7)
         replies = await _two_agents_take_turns(client, turns=2)
-        return replies, _load(path, n_ctx, None).prefix_cache.snapshot()
+        # The instance the client loaded (its restores below prove it): threads from the setting.
+        loaded = _load(path, n_ctx, settings.LODESTONE_LOCAL_THREADS)
+        assert loaded.n_threads == loaded.n_threads_batch == len(os.sched_getaffinity(0))
+        return replies, loaded.prefix_cache.snapshot()
 
     uncached, without = await replies_with(0, 2048 + 16)
     cached, kept = await replies_with(64, 2048 + 32)
