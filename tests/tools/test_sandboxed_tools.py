@@ -69,6 +69,16 @@ async def test_python_exec_failure_is_a_result_not_a_crash() -> None:
     assert "URLError" in outcome.result or "unreachable" in outcome.result
 
 
+async def test_code_that_calls_python_exec_inside_itself_is_told_what_the_tool_is() -> None:
+    spec = await sync_to_async(tool_spec)(await sync_to_async(tool)("python_exec"))
+    code = "def double(n):\n    return 2 * n\n\npython_exec('print(double(4))')"
+    outcome = await invoke(spec, {"code": code}, context=CallContext(user_id=None), check_grant=False)
+    assert "NameError" in outcome.result and "[failed: " in outcome.result.splitlines()[-1]
+    assert "python_exec is the tool that runs this code" in outcome.result
+    plain = await invoke(spec, {"code": "print(undefined_name)"}, context=CallContext(user_id=None), check_grant=False)
+    assert "NameError" in plain.result and "[hint:" not in plain.result
+
+
 @pytest.mark.parametrize("path", ["../../etc/passwd", "/etc/passwd", "a/../../b"])
 async def test_workspace_paths_cannot_leave_the_workspace(path: str) -> None:
     spec = await sync_to_async(tool_spec)(await sync_to_async(tool)("workspace_read"))

@@ -54,6 +54,12 @@ def reports_failure(result: str) -> bool:
 
 NO_OUTPUT = "(no output: the code ran and printed nothing; print() the values you want to see)"
 
+# Small models write ``python_exec("...")`` inside the code they send to python_exec.
+CALLED_ITSELF_HINT = (
+    "[hint: python_exec is the tool that runs this code, not a function inside it: send the Python "
+    "itself, call your function and print() its result]"
+)
+
 
 def _format(stdout: str, stderr: str, failure: str | None, truncated: bool) -> str:
     parts = []
@@ -63,6 +69,8 @@ def _format(stdout: str, stderr: str, failure: str | None, truncated: bool) -> s
         parts.append("[stderr]\n" + stderr.rstrip("\n"))
     if truncated:
         parts.append("[output cut: the sandbox's output limit was reached]")
+    if "name 'python_exec' is not defined" in stderr:
+        parts.append(CALLED_ITSELF_HINT)
     if failure:
         parts.append(f"{FAILED_MARK}{failure}]")
     # Said in full: a model that defined a function without calling it learns why it saw nothing.
